@@ -1,0 +1,3 @@
+from diareval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Datasets: every corpus becomes a list of :class:`Recording` (audio out as 16 kHz mono int16).
+
+``load(name_or_path)`` is the registry: a folder path, or a registered name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from diareval.datasets.audio import SAMPLE_RATE, load_audio
+from diareval.datasets.folder import load_folder
+from diareval.datasets.recording import Recording, ReferenceWord
+from diareval.datasets.rttm import format_rttm, load_rttm, load_uem, parse_rttm, parse_uem
+from diareval.errors import DatasetError
+
+# name -> loader(**options) -> list[Recording]; other modules register their corpora here.
+REGISTRY: dict[str, Callable[..., list[Recording]]] = {}
+
+
+def register(name: str, loader: Callable[..., list[Recording]]) -> None:
+    """Make ``load(name)`` call ``loader``."""
+    REGISTRY[name] = loader
+
+
+def load(name_or_path: str | Path, **options) -> list[Recording]:
+    """Load a dataset by registered name (``"ami"``, ``"synthetic"``, ...) or folder path."""
+    name = str(name_or_path)
+    if name in REGISTRY:
+        return REGISTRY[name](**options)
+    path = Path(name).expanduser()
+    if path.exists():
+        return load_folder(path, **options)
+    choices = ", ".join(sorted(REGISTRY)) or "(none registered)"
+    raise DatasetError(f"unknown dataset {name!r}: not a folder, and not one of: {choices}")
+
+
+__all__ = ["SAMPLE_RATE", "Recording", "ReferenceWord", "load", "load_audio", "load_folder",
+           "load_rttm", "load_uem", "parse_rttm", "parse_uem", "format_rttm", "register",
+           "REGISTRY", "DatasetError"]

@@ -1,0 +1,46 @@
+"""Reading audio: any rate, channel count or sample format in, 16 kHz mono int16 out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from diareval.errors import DatasetError
+
+SAMPLE_RATE = 16_000
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration in seconds of an audio file, read from its header (no decoding)."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError/OSError
+        raise DatasetError(f"{path}: cannot read audio ({exc})") from exc
+    return info.frames / info.samplerate
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Load ``path`` as mono int16 PCM at ``sample_rate`` (default 16 kHz).
+
+    Channels are averaged, the rate is converted with soxr (high quality), float
+    samples are clipped to [-1, 1] before the int16 conversion.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: audio file not found")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise DatasetError(f"{path}: cannot read audio ({exc})") from exc
+    mono = data.mean(axis=1)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return float_to_int16(mono)
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    """Convert float samples in [-1, 1] to int16 (clipping, rounding to nearest)."""
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)

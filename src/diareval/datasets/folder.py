@@ -1,0 +1,67 @@
+"""Any folder of audio + RTTM (+ UEM): VoxConverse, DIHARD, CALLHOME, AMI excerpts, your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyannote.core import Segment, Timeline
+
+from diareval.datasets.audio import audio_duration
+from diareval.datasets.recording import Recording
+from diareval.datasets.rttm import load_rttm, load_uem
+from diareval.errors import DatasetError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".aiff", ".aif")
+
+
+def load_folder(root: str | Path, uris: list[str] | None = None) -> list[Recording]:
+    """Load every recording in ``root`` (searched recursively).
+
+    Audio files are matched to RTTM URIs by file stem. RTTMs may be one per file
+    or one combined file; UEMs likewise. Without a UEM the whole audio is scored
+    (``recording.meta["uem"] == "whole file"`` says so). Every audio file needs a
+    reference and every reference URI needs audio: a mismatch is an error naming
+    them, so a typo never silently drops data.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory")
+    audio = {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        if path.stem in audio:
+            raise DatasetError(f"{root}: two audio files for URI {path.stem!r}: "
+                               f"{audio[path.stem]} and {path}")
+        audio[path.stem] = path
+    references = {}
+    for path in sorted(root.rglob("*.rttm")):
+        for uri, annotation in load_rttm(path).items():
+            if uri in references:
+                references[uri].update(annotation)
+            else:
+                references[uri] = annotation
+    uems = {}
+    for path in sorted(root.rglob("*.uem")):
+        uems.update(load_uem(path))
+    if not audio:
+        raise DatasetError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    if not references:
+        raise DatasetError(f"{root}: no RTTM files")
+    wanted = sorted(audio) if uris is None else list(uris)
+    no_reference = [uri for uri in wanted if uri not in references]
+    no_audio = sorted(set(references) - set(audio)) if uris is None else \
+        [uri for uri in wanted if uri not in audio]
+    if no_audio:
+        raise DatasetError(f"{root}: no audio for RTTM URI(s) {', '.join(no_audio)}")
+    if no_reference:
+        raise DatasetError(f"{root}: no RTTM reference for audio {', '.join(no_reference)}")
+    recordings = []
+    for uri in wanted:
+        duration = audio_duration(audio[uri])
+        if uri in uems:
+            uem, uem_source = uems[uri], "UEM file"
+        else:
+            uem, uem_source = Timeline([Segment(0.0, duration)], uri=uri), "whole file"
+        recordings.append(Recording(uri=uri, audio_path=audio[uri], reference=references[uri],
+                                    uem=uem, meta={"dataset": str(root), "uem": uem_source,
+                                                   "duration": duration}))
+    return recordings

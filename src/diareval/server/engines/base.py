@@ -1,0 +1,83 @@
+"""The engine interface: audio in, v3 messages out. One engine instance per session.
+
+The server owns the protocol (handshake, validation, pacing rules, Begin and
+Termination, close codes); an engine only turns audio into the messages the
+service would send while that audio arrives (Turn, SpeechStarted,
+SpeakerRevision, ...). Time inside an engine is *audio time*: an engine decides
+what to emit from how much audio it has received, never from the wall clock, so a
+session streamed faster than real time gives the same messages, earlier.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """The validated query parameters of one session (PROTOCOL.md names and defaults)."""
+
+    sample_rate: int = 16000
+    encoding: str = "pcm_s16le"
+    speech_model: str = "universal-streaming-english"
+    speaker_labels: bool = False
+    max_speakers: int | None = None
+    format_turns: bool = False
+    end_of_turn_confidence_threshold: float = 0.4
+    min_turn_silence: int | None = None  # ms; None = the model's default
+    max_turn_silence: int | None = None  # ms; None = the model's default
+    keyterms_prompt: tuple[str, ...] = ()
+    language_detection: bool = False
+    inactivity_timeout: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # other accepted parameters, as sent
+
+    @property
+    def effective_min_turn_silence(self) -> int:
+        """min_turn_silence in ms, or the model's default (U3 Pro 100, Universal-Streaming 400)."""
+        if self.min_turn_silence is not None:
+            return self.min_turn_silence
+        return 100 if self.speech_model.startswith("u3") else 400
+
+    @property
+    def effective_max_turn_silence(self) -> int:
+        """max_turn_silence in ms, or the model's default (U3 Pro 1000, Universal-Streaming 1280)."""
+        if self.max_turn_silence is not None:
+            return self.max_turn_silence
+        return 1000 if self.speech_model.startswith("u3") else 1280
+
+
+class Engine(ABC):
+    """Turns one session's audio into v3 server messages (dicts, JSON-ready).
+
+    Set ``blocking = True`` on engines whose ``feed`` does heavy compute: the
+    server then calls them in a worker thread so other sessions keep their pace.
+    """
+
+    blocking: bool = False
+
+    def __init__(self, params: SessionParams):
+        self.params = params
+
+    @abstractmethod
+    def feed(self, pcm: np.ndarray) -> list[dict]:
+        """Take the next chunk of mono int16 PCM at ``params.sample_rate``; return messages due now."""
+
+    def force_endpoint(self) -> list[dict]:
+        """The client sent ForceEndpoint: finalise the current turn now. Default: nothing."""
+        return []
+
+    def update_configuration(self, changes: dict) -> list[dict]:
+        """The client sent UpdateConfiguration with ``changes``. Default: nothing."""
+        return []
+
+    @abstractmethod
+    def finish(self) -> list[dict]:
+        """The client sent Terminate: return the last messages (final Turns, revisions)."""
+
+
+# Builds the engine of a new session from its parameters.
+EngineFactory = Callable[[SessionParams], Engine]

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from diareval.datasets import DatasetError, load, load_folder, parse_rttm, parse_uem
+
+
+def test_parse_rttm_hand_example():
+    text = ("SPKR-INFO f1 1 <NA> <NA> <NA> unknown A <NA> <NA>\n"
+            "SPEAKER f1 1 0.50 1.25 <NA> <NA> A <NA> <NA>\n"
+            "# a comment\n\n"
+            "SPEAKER f1 1 1.00 2.00 <NA> <NA> B <NA> <NA>\n"
+            "SPEAKER f2 1 3 1 <NA> <NA> A\n")
+    refs = parse_rttm(text)
+    assert sorted(refs) == ["f1", "f2"]
+    assert refs["f1"].label_duration("A") == pytest.approx(1.25)
+    assert refs["f1"].label_duration("B") == pytest.approx(2.0)
+    segs = [(s.start, s.end, lab) for s, _, lab in refs["f1"].itertracks(yield_label=True)]
+    assert segs == [(0.5, 1.75, "A"), (1.0, 3.0, "B")]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("SPEAKER f1 1 0.5 1.0 <NA> <NA>", "missing: name"),
+    ("SPEAKER f1 1 0.5 -1.0 <NA> <NA> A <NA> <NA>", "positive"),
+    ("SPEAKER f1 1 0.5 0 <NA> <NA> A <NA> <NA>", "positive"),
+    ("SPEAKER my file 1 0.5 1.0 <NA> <NA> A <NA> <NA>", "spaces"),
+    ("SPEAKER f1 1 abc 1.0 <NA> <NA> A <NA> <NA>", "not a number"),
+    ("SPEAKR f1 1 0.5 1.0 <NA> <NA> A <NA> <NA>", "record type"),
+])
+def test_parse_rttm_errors_name_the_line(line, message):
+    with pytest.raises(DatasetError, match=message) as info:
+        parse_rttm("SPEAKER ok 1 0 1 <NA> <NA> A <NA> <NA>\n" + line, source="x.rttm")
+    assert "x.rttm:2" in str(info.value)
+
+
+def test_parse_uem():
+    uem = parse_uem("f1 1 0.0 10.0\nf1 1 5.0 12.0\nf2 1 1 2\n")
+    assert uem["f1"].duration() == pytest.approx(12.0)
+    with pytest.raises(DatasetError, match="u.uem:1"):
+        parse_uem("f1 1 3 2", source="u.uem")
+
+
+def _write_wav(path: Path, seconds: float, rate: int = 8000, channels: int = 2):
+    samples = np.zeros((int(seconds * rate), channels), dtype="float32")
+    sf.write(str(path), samples, rate)
+
+
+def test_folder_loader_normalises_audio_and_defaults_uem(tmp_path):
+    _write_wav(tmp_path / "a.wav", 2.0)
+    (tmp_path / "a.rttm").write_text("SPEAKER a 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    [rec] = load_folder(tmp_path)
+    audio = rec.load_audio()
+    assert audio.dtype == np.int16 and audio.ndim == 1 and len(audio) == 32000
+    assert rec.meta["uem"] == "whole file" and rec.uem.duration() == pytest.approx(2.0)
+
+
+def test_folder_loader_mismatch_is_an_error(tmp_path):
+    _write_wav(tmp_path / "a.wav", 1.0)
+    (tmp_path / "all.rttm").write_text("SPEAKER b 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    with pytest.raises(DatasetError, match="no audio for RTTM URI"):
+        load_folder(tmp_path)
+
+
+def test_unreadable_audio_names_the_file(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"not a wav file at all")
+    (tmp_path / "a.rttm").write_text("SPEAKER a 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    with pytest.raises(DatasetError, match="a.wav"):
+        load_folder(tmp_path)
+
+
+def test_unknown_dataset_lists_choices():
+    with pytest.raises(DatasetError, match="unknown dataset 'no-such-thing'"):
+        load("no-such-thing")
+
+
+def test_ami_excerpts_load(ami_excerpts):
+    recordings = load(ami_excerpts)
+    assert len(recordings) == 11
+    assert {r.uri for r in recordings} >= {"dev00", "trn01", "trn09"}
+    for r in recordings:
+        assert r.uem.duration() == pytest.approx(30.0)
+        assert r.meta["uem"] == "UEM file"
