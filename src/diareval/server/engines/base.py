@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from diareval.errors import DiarevalError
+
 
 @dataclass(frozen=True)
 class SessionParams:
@@ -48,6 +50,18 @@ class SessionParams:
         if self.max_turn_silence is not None:
             return self.max_turn_silence
         return 1000 if self.speech_model.startswith("u3") else 1280
+
+
+class EngineError(DiarevalError):
+    """An engine refuses the session or its audio; the server answers with an Error message
+    carrying ``code`` (a v3 close code, default 3005 "server error") and closes with that code.
+
+    Example: the oracle cannot match the audio to any recording it knows.
+    """
+
+    def __init__(self, message: str, code: int = 3005):
+        super().__init__(message)
+        self.code = code
 
 
 class Engine(ABC):

@@ -1,0 +1,244 @@
+"""The v3 wire protocol as the local server speaks it: query parameters, messages, close codes.
+
+Pure functions, no I/O: the server (``diareval.server.app``) calls them.
+
+How invalid input is rejected (sources, 2026):
+
+* **Bad or missing API key.** AssemblyAI's "Common session errors and closures" page lists
+  close code 1008 "Unauthorized Connection: Missing Authorization header" for a missing or
+  invalid key, and says that a session ending in an error gets an ``Error`` text frame
+  (``error_code`` = the close code) immediately before the close. AssemblyAI/assemblyai-node-sdk
+  issue #97 shows the v3 endpoint completing the handshake and then closing with
+  ``1008 "Unauthorized connection: ..."``. Default here: accept the upgrade, send
+  ``Error{error_code: 1008}``, close 1008. ``auth_rejection="http"`` rejects the handshake
+  with HTTP 401 instead (the SDK reports "WebSocket handshake rejected (HTTP 401)").
+* **Invalid query parameters.** AssemblyAI's streaming error-handling page says credentials
+  and parameters are checked *after* the upgrade and both fail as an ``Error`` frame followed
+  by a close; the STT close-code table gives 3006 for invalid input. Default here: accept,
+  ``Error{error_code: 3006, error: "Invalid query parameter: ..."}``, close 3006.
+  ``param_rejection="http"`` answers HTTP 400 instead.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from diareval.errors import DiarevalError
+from diareval.server.engines.base import SessionParams
+
+PATH = "/v3/ws"
+
+# Close codes (PROTOCOL.md).
+NORMAL = 1000
+UNAUTHORIZED = 1008
+SERVER_ERROR = 3005
+INVALID_MESSAGE = 3006
+AUDIO_VIOLATION = 3007
+SESSION_EXPIRED = 3008
+TOO_MANY_SESSIONS = 3009
+
+# Every model the SDK 1.8.2 ``SpeechModel`` enum knows ("u3-pro" is its deprecated alias).
+SPEECH_MODELS = ("u3-rt-pro", "universal-streaming-english", "universal-streaming-multilingual",
+                 "whisper-rt", "universal-3-5-pro", "universal-3-6", "universal-3-6-pro",
+                 "u3-rt-pro-beta-1", "u3-pro")
+ENCODINGS = ("pcm_s16le", "pcm_mulaw")
+BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
+
+MIN_CHUNK_MS = 50
+MAX_CHUNK_MS = 1000
+
+
+class ParamError(DiarevalError):
+    """An invalid query parameter; the message names the parameter and the valid values."""
+
+
+@dataclass(frozen=True)
+class ProtocolError(DiarevalError):
+    """A protocol violation that ends the session: ``Error{code, message}`` then close ``code``."""
+
+    code: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def _bool(name: str, value: str) -> bool:
+    if value not in BOOLEANS:
+        raise ParamError(f"{name} must be true or false, got {value!r}")
+    return BOOLEANS[value]
+
+
+def _int(name: str, value: str, low: int | None = None, high: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ParamError(f"{name} must be an integer, got {value!r}") from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ParamError(f"{name} must be in {bounds}, got {number}")
+    return number
+
+
+def _float(name: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ParamError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ParamError(f"{name} must be in {low}..{high}, got {number}")
+    return number
+
+
+def parse_query(query: str) -> SessionParams:
+    """Validate the query string of a ``/v3/ws`` request into :class:`SessionParams`.
+
+    Booleans accept ``true``/``false``/``True``/``False`` (the SDK writes Python's
+    spelling); lists are one JSON-encoded string (the SDK's ``keyterms_prompt``). The
+    ``token`` parameter is authentication, never kept. Unknown parameters are accepted
+    and kept, as sent, in ``SessionParams.extra``. Raises :class:`ParamError`.
+    """
+    values: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in values:
+            raise ParamError(f"{name} given more than once")
+        values[name] = value
+    values.pop("token", None)
+    fields: dict = {}
+    if "sample_rate" in values:
+        fields["sample_rate"] = _int("sample_rate", values.pop("sample_rate"), 1)
+    if "encoding" in values:
+        encoding = values.pop("encoding")
+        if encoding not in ENCODINGS:
+            raise ParamError(f"encoding {encoding!r} is not supported; choose one of: "
+                             f"{', '.join(ENCODINGS)}")
+        fields["encoding"] = encoding
+    if "speech_model" in values:
+        model = values.pop("speech_model")
+        if model not in SPEECH_MODELS:
+            raise ParamError(f"speech_model {model!r} is not valid; choose one of: "
+                             f"{', '.join(SPEECH_MODELS)}")
+        fields["speech_model"] = model
+    for name in ("speaker_labels", "format_turns", "language_detection"):
+        if name in values:
+            fields[name] = _bool(name, values.pop(name))
+    if "max_speakers" in values:
+        fields["max_speakers"] = _int("max_speakers", values.pop("max_speakers"), 1, 10)
+        if not fields.get("speaker_labels", False):
+            raise ParamError("max_speakers needs speaker_labels=true")
+    if "end_of_turn_confidence_threshold" in values:
+        fields["end_of_turn_confidence_threshold"] = _float(
+            "end_of_turn_confidence_threshold", values.pop("end_of_turn_confidence_threshold"),
+            0.0, 1.0)
+    old_name = "min_end_of_turn_silence_when_confident"
+    if "min_turn_silence" in values:
+        fields["min_turn_silence"] = _int("min_turn_silence", values.pop("min_turn_silence"), 0)
+        values.pop(old_name, None)
+    elif old_name in values:
+        fields["min_turn_silence"] = _int(old_name, values.pop(old_name), 0)
+    if "max_turn_silence" in values:
+        fields["max_turn_silence"] = _int("max_turn_silence", values.pop("max_turn_silence"), 0)
+    if "inactivity_timeout" in values:
+        fields["inactivity_timeout"] = _int("inactivity_timeout",
+                                            values.pop("inactivity_timeout"), 5, 3600)
+    if "keyterms_prompt" in values:
+        raw = values.pop("keyterms_prompt")
+        try:
+            terms = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ParamError(f"keyterms_prompt must be a JSON list of strings, got {raw!r}") \
+                from None
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise ParamError(f"keyterms_prompt must be a JSON list of strings, got {raw!r}")
+        if len(terms) > 100:
+            raise ParamError(f"keyterms_prompt has {len(terms)} terms, at most 100 allowed")
+        fields["keyterms_prompt"] = tuple(terms)
+    params = SessionParams(**fields, extra=dict(values))
+    min_silence, max_silence = params.effective_min_turn_silence, params.effective_max_turn_silence
+    if min_silence > max_silence:
+        raise ParamError(f"min_turn_silence ({min_silence} ms) exceeds max_turn_silence "
+                         f"({max_silence} ms)")
+    return params
+
+
+def bytes_per_sample(encoding: str) -> int:
+    """Bytes per mono sample: 2 for pcm_s16le, 1 for pcm_mulaw."""
+    return 2 if encoding == "pcm_s16le" else 1
+
+
+def check_chunk(n_bytes: int, params: SessionParams) -> float:
+    """Duration in seconds of an audio chunk of ``n_bytes``; raises :class:`ProtocolError` 3007
+    when it is not 50..1000 ms at the declared rate and encoding (or not whole samples)."""
+    width = bytes_per_sample(params.encoding)
+    if n_bytes % width:
+        raise ProtocolError(AUDIO_VIOLATION, f"Input duration violation: {n_bytes} bytes is not "
+                                             f"a whole number of {params.encoding} samples")
+    samples = n_bytes // width
+    # Integer comparison: 800 samples at 16 kHz is exactly 50 ms.
+    if not MIN_CHUNK_MS * params.sample_rate <= samples * 1000 <= MAX_CHUNK_MS * params.sample_rate:
+        ms = samples * 1000 / params.sample_rate
+        raise ProtocolError(AUDIO_VIOLATION, f"Input duration violation: {ms:g} ms. Expected "
+                                             f"between {MIN_CHUNK_MS} and {MAX_CHUNK_MS} ms")
+    return samples / params.sample_rate
+
+
+def _mulaw_table() -> np.ndarray:
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign, -magnitude, magnitude).astype(np.int16)
+
+
+MULAW_TO_INT16 = _mulaw_table()
+
+
+def decode_audio(data: bytes, encoding: str) -> np.ndarray:
+    """Binary frame -> int16 mono samples (G.711 mu-law is expanded to 16-bit)."""
+    if encoding == "pcm_mulaw":
+        return MULAW_TO_INT16[np.frombuffer(data, dtype=np.uint8)]
+    return np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+
+
+def encode_mulaw(samples: np.ndarray) -> bytes:
+    """int16 samples -> G.711 mu-law bytes (for tests and clients that send pcm_mulaw)."""
+    x = samples.astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+# --- server messages -------------------------------------------------------------------------
+
+def begin_message(expires_at: int, session_id: str | None = None) -> dict:
+    """``Begin``: session id (uuid4 string) and expiry as integer unix seconds."""
+    return {"type": "Begin", "id": session_id or str(uuid.uuid4()), "expires_at": int(expires_at)}
+
+
+def termination_message(audio_seconds: float, session_seconds: float) -> dict:
+    """``Termination`` with integer durations (the SDK's model declares ints)."""
+    return {"type": "Termination", "audio_duration_seconds": int(round(audio_seconds)),
+            "session_duration_seconds": int(round(session_seconds))}
+
+
+def error_message(code: int, text: str) -> dict:
+    """``Error`` sent just before the server closes with ``code``."""
+    return {"type": "Error", "error_code": int(code), "error": text}
+
+
+def dumps(message: dict) -> str:
+    """A server message as the JSON text of one frame."""
+    return json.dumps(message, separators=(",", ":"))
+
+
+def close_reason(text: str) -> str:
+    """A close reason that fits the 123-byte limit (AssemblyAI then says: see Error message)."""
+    return text if len(text.encode("utf-8")) <= 123 else "See Error message for details"
