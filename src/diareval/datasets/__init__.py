@@ -38,3 +38,9 @@ def load(name_or_path: str | Path, **options) -> list[Recording]:
 __all__ = ["SAMPLE_RATE", "Recording", "ReferenceWord", "load", "load_audio", "load_folder",
            "load_rttm", "load_uem", "parse_rttm", "parse_uem", "format_rttm", "register",
            "REGISTRY", "DatasetError"]
+
+# Corpora (each module keeps its download_* + load_* pair).
+from diareval.datasets.ami import download_ami, load_ami  # noqa: E402
+
+register("ami", load_ami)
+__all__ += ["download_ami", "load_ami"]
