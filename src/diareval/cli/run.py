@@ -1,0 +1,114 @@
+"""``python -m diareval run``: stream a dataset through every configuration (= ``diareval.stream.run``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from diareval.errors import ConfigError
+from diareval.stream.config import DEFAULT_MODEL, MODELS
+
+
+def _param(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--param needs NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return name.strip(), parsed
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "run", help="stream a dataset through the service (or the local server) and log it",
+        description="Stream every recording of a dataset through every configuration "
+                    "(models x max_speakers) in real time and log every message. Writes "
+                    "RUN_DIR/run.json and RUN_DIR/sessions/<config>/<uri>.jsonl|.json.")
+    parser.add_argument("--dataset", required=True, help="a folder of audio + RTTM, or a "
+                        "registered dataset name")
+    parser.add_argument("--model", action="append", dest="models", metavar="MODEL",
+                        help=f"speech model (repeat for several): {', '.join(MODELS)}; "
+                             f"default {DEFAULT_MODEL}")
+    parser.add_argument("--max-speakers", default="none", metavar="LIST",
+                        help="comma-separated max_speakers settings, 'none' = not sent "
+                             "(default: none), e.g. none,2,4")
+    parser.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                        help="another v3 streaming parameter for every configuration (value "
+                             "parsed as JSON if it can be), e.g. --param format_turns=true")
+    parser.add_argument("--backend", choices=("assemblyai", "local"),
+                        help="default: assemblyai if ASSEMBLYAI_API_KEY is set, else local")
+    parser.add_argument("--engine", default="oracle", help="local server engine (default oracle)")
+    parser.add_argument("--engine-options", default=None, metavar="JSON",
+                        help="local engine options as a JSON object")
+    parser.add_argument("--host", default=None,
+                        help="service host (default streaming.assemblyai.com; e.g. "
+                             "streaming.eu.assemblyai.com)")
+    parser.add_argument("--concurrency", type=_positive_int, default=64,
+                        help="sessions open at once (default 64)")
+    parser.add_argument("--max-starts-per-minute", type=float, default=None,
+                        help="limit on new sessions per minute (default: none for local, 5 for "
+                             "AssemblyAI = the Free tier cap)")
+    parser.add_argument("--run-dir", default=None, help="default runs/<dataset>-<UTC time>")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue RUN_DIR: complete sessions are skipped")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation of the AssemblyAI cost estimate")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="local backend only: stream X times faster than real time")
+    parser.add_argument("--chunk-ms", type=float, default=50.0,
+                        help="audio per message in ms, 50..1000 (default 50)")
+    parser.add_argument("--max-attempts", type=_positive_int, default=3,
+                        help="attempts per session on transient failures (default 3)")
+    parser.add_argument("--terminate-timeout", type=float, default=15.0,
+                        help="seconds to wait for Termination after Terminate (default 15)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the retry jitter")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from diareval.stream import run
+
+    engine_options = None
+    if args.engine_options:
+        try:
+            engine_options = json.loads(args.engine_options)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--engine-options is not JSON: {exc}") from None
+        if not isinstance(engine_options, dict):
+            raise ConfigError("--engine-options must be a JSON object")
+    options = dict(params=dict(args.param), host=args.host, engine=args.engine,
+                   max_starts_per_minute=args.max_starts_per_minute,
+                   chunk_seconds=args.chunk_ms / 1000.0, max_attempts=args.max_attempts,
+                   terminate_timeout=args.terminate_timeout, seed=args.seed,
+                   progress=not args.no_progress)
+    if engine_options is not None:
+        options["engine_options"] = engine_options
+    try:
+        result = run(args.dataset, models=args.models or [DEFAULT_MODEL],
+                     max_speakers=args.max_speakers, backend=args.backend,
+                     run_dir=args.run_dir, concurrency=args.concurrency, resume=args.resume,
+                     yes=args.yes, speed=args.speed, **options)
+    except KeyboardInterrupt as exc:
+        if exc.args:
+            print(f"diareval: {exc.args[0]}", file=sys.stderr)
+        raise
+    print(result.summary())
+    if not result.ok:
+        print(f"resume with: python -m diareval run ... --run-dir {result.run_dir} --resume",
+              file=sys.stderr)
+        return 1
+    return 0

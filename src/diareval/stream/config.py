@@ -1,0 +1,191 @@
+"""What one session asks the service for: the model, ``max_speakers`` and any other v3 parameter.
+
+The query string and headers are built by the ``assemblyai`` SDK's own helpers
+(``_build_uri``, ``_build_headers``) from its ``StreamingParameters`` model, so a
+parameter the SDK learns is usable here without code: pass it in ``params``.
+The API key only ever goes into the ``Authorization`` header, never the URL, so
+the URL can be written to the status files as is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from diareval.datasets.audio import SAMPLE_RATE
+from diareval.errors import ConfigError
+
+DEFAULT_HOST = "streaming.assemblyai.com"
+HOSTS = ("streaming.assemblyai.com", "streaming.us.assemblyai.com", "streaming.eu.assemblyai.com")
+
+# USD per hour of streaming (PROTOCOL.md, prices of 2026-03). Billing is by connection time.
+PRICES_PER_HOUR: dict[str, float] = {
+    "u3-rt-pro": 0.45,
+    "universal-streaming-english": 0.15,
+    "universal-streaming-multilingual": 0.15,
+}
+MODELS: tuple[str, ...] = tuple(PRICES_PER_HOUR)
+DEFAULT_MODEL = "universal-streaming-english"
+
+
+def check_model(model: str) -> str:
+    """``model`` if diareval knows it, else a ConfigError naming the valid choices."""
+    if model not in PRICES_PER_HOUR:
+        raise ConfigError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    return model
+
+
+def parse_max_speakers(text: str | int | None | Iterable) -> list[int | None]:
+    """``"none,2,4"`` (or ``[None, 2, 4]``) -> ``[None, 2, 4]``; ``none`` = parameter not sent."""
+    if text is None:
+        return [None]
+    if isinstance(text, int):
+        items: list[Any] = [text]
+    elif isinstance(text, str):
+        items = [item.strip() for item in text.split(",")]
+    else:
+        items = list(text)
+    values: list[int | None] = []
+    for item in items:
+        if item is None or (isinstance(item, str) and item.lower() in ("none", "")):
+            value = None
+        else:
+            try:
+                value = int(item)
+            except (TypeError, ValueError):
+                raise ConfigError(f"max_speakers {item!r} is not 'none' or an integer 1..10") \
+                    from None
+            if not 1 <= value <= 10:
+                raise ConfigError(f"max_speakers {value} is out of range 1..10 (or 'none')")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def _streaming_parameters_class():
+    from assemblyai.streaming.v3 import StreamingParameters
+    return StreamingParameters
+
+
+def parameter_names() -> list[str]:
+    """Every query parameter the installed SDK's ``StreamingParameters`` knows."""
+    cls = _streaming_parameters_class()
+    fields = getattr(cls, "model_fields", None) or getattr(cls, "__fields__", {})
+    return sorted(fields)
+
+
+def _slug(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = text.lower().replace("_", "-")
+    return re.sub(r"[^a-z0-9.-]+", "-", text).strip("-") or "x"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """One configuration: a model, a ``max_speakers`` (None = not sent) and extra v3 parameters.
+
+    ``speaker_labels`` is always on (diarization is what diareval measures).
+    ``name`` is filesystem-safe and readable, e.g.
+    ``universal-streaming-english__max-speakers-none``.
+    """
+
+    model: str
+    max_speakers: int | None = None
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self):
+        check_model(self.model)
+        if self.max_speakers is not None and not 1 <= int(self.max_speakers) <= 10:
+            raise ConfigError(f"max_speakers {self.max_speakers} is out of range 1..10")
+        known = set(parameter_names())
+        for key, _ in self.params:
+            if key in ("speech_model", "max_speakers", "sample_rate", "encoding"):
+                raise ConfigError(f"parameter {key!r} is set by diareval itself "
+                                  "(use --model / --max-speakers)")
+            if key not in known:
+                # StreamingParameters silently drops unknown names: refuse them instead.
+                raise ConfigError(f"unknown streaming parameter {key!r}; the SDK knows: "
+                                  f"{', '.join(sorted(known))}")
+
+    @property
+    def name(self) -> str:
+        """Directory name of this configuration's sessions."""
+        speakers = "none" if self.max_speakers is None else str(self.max_speakers)
+        parts = [self.model, f"max-speakers-{speakers}"]
+        parts += [f"{_slug(key)}-{_slug(value)}" for key, value in self.params
+                  if not (key == "speaker_labels" and value is True)]
+        return "__".join(parts)
+
+    @property
+    def price_per_hour(self) -> float:
+        return PRICES_PER_HOUR[self.model]
+
+    def streaming_parameters(self, sample_rate: int = SAMPLE_RATE):
+        """The SDK's ``StreamingParameters`` of this configuration."""
+        cls = _streaming_parameters_class()
+        kwargs = {"speaker_labels": True, **dict(self.params)}
+        kwargs.update(sample_rate=sample_rate, encoding="pcm_s16le", speech_model=self.model)
+        if self.max_speakers is not None:
+            kwargs["max_speakers"] = int(self.max_speakers)
+        try:
+            return cls(**kwargs)
+        except Exception as exc:  # pydantic ValidationError: a bad value for a known parameter
+            raise ConfigError(f"configuration {self.name}: invalid streaming parameters "
+                              f"({exc})") from None
+
+    def url(self, host: str = DEFAULT_HOST, sample_rate: int = SAMPLE_RATE) -> str:
+        """The websocket URL (no key in it: the key goes in a header)."""
+        return build_url(host, self.streaming_parameters(sample_rate))
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "model": self.model, "max_speakers": self.max_speakers,
+                "params": dict(self.params)}
+
+
+def make_configs(models: Iterable[str] | str, max_speakers: Any = None,
+                 params: Mapping[str, Any] | None = None) -> list[StreamConfig]:
+    """The cross product models x max_speakers (in the order given), each with ``params``."""
+    if isinstance(models, str):
+        models = [models]
+    models = list(models) or [DEFAULT_MODEL]
+    for model in models:
+        check_model(model)
+    extra = tuple(sorted((params or {}).items()))
+    configs = []
+    for model in dict.fromkeys(models):
+        for speakers in parse_max_speakers(max_speakers):
+            configs.append(StreamConfig(model, speakers, extra))
+    return configs
+
+
+def build_url(host: str, parameters) -> str:
+    """``wss://<host>/v3/ws?<query>`` (``ws://``/``wss://`` hosts kept), by the SDK's own logic."""
+    host = host.rstrip("/")
+    try:
+        from assemblyai.streaming.v3._base import _build_uri
+    except ImportError:  # a future SDK moved its private helper: the same logic, by hand
+        from urllib.parse import urlencode
+        values = parameters.model_dump(exclude_none=True, mode="json")
+        values = {k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                  for k, v in values.items()}
+        prefix = host if host.startswith(("ws://", "wss://")) else f"wss://{host}"
+        return f"{prefix}/v3/ws?{urlencode(values)}"
+    return _build_uri(host, parameters)
+
+
+def build_headers(api_key: str) -> dict[str, str]:
+    """The handshake headers the SDK sends (``Authorization`` = the raw key, no ``Bearer``)."""
+    try:
+        from assemblyai.streaming.v3 import StreamingClientOptions
+        from assemblyai.streaming.v3._base import _build_headers
+        headers = _build_headers(StreamingClientOptions(api_key=api_key))
+    except ImportError:
+        import assemblyai
+        headers = {"Authorization": api_key,
+                   "User-Agent": f"AssemblyAI/1.0 (sdk=Python/{assemblyai.__version__})",
+                   "AssemblyAI-Version": "2025-05-12"}
+    headers = {key: value for key, value in headers.items() if value is not None}
+    headers["User-Agent"] = f"{headers.get('User-Agent', '')} diareval".strip()
+    return headers
