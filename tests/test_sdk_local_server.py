@@ -1,0 +1,130 @@
+"""The real ``assemblyai`` SDK (1.8.2) against the local server with the oracle engine.
+
+The SDK silently drops a session whose messages it cannot parse (its reader thread dies on a
+malformed Turn), so these tests check that every message arrives through the SDK's own
+callbacks as a typed event.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from diareval.datasets import load_folder
+from diareval.server import LocalServer
+from diareval.server.engines import make_engine_factory
+from diareval.server.synthetic import write_synthetic_dataset
+
+sdk = pytest.importorskip("assemblyai.streaming.v3")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = write_synthetic_dataset(tmp_path_factory.mktemp("syn"), n_recordings=2,
+                                     duration=40.0, n_speakers=3, seed=7)
+    return load_folder(folder)
+
+
+def _chunks(audio: np.ndarray, samples: int = 1600):
+    for i in range(0, len(audio), samples):
+        chunk = audio[i:i + samples]
+        if len(chunk) < 800:  # the server rejects chunks under 50 ms: pad the tail
+            chunk = np.concatenate([chunk, np.zeros(800 - len(chunk), np.int16)])
+        yield chunk.tobytes()
+
+
+def _stream_with_sdk(server, audio, api_key="test-key", **params):
+    events: dict[str, list] = {"begin": [], "turn": [], "termination": [], "error": [],
+                               "revision": []}
+    done = threading.Event()
+    client = sdk.StreamingClient(sdk.StreamingClientOptions(api_key=api_key,
+                                                            api_host=server.url))
+    client.on(sdk.StreamingEvents.Begin, lambda c, e: events["begin"].append(e))
+    client.on(sdk.StreamingEvents.Turn, lambda c, e: events["turn"].append(e))
+    client.on(sdk.StreamingEvents.SpeakerRevision, lambda c, e: events["revision"].append(e))
+
+    def on_termination(c, e):
+        events["termination"].append(e)
+        done.set()
+
+    def on_error(c, e):
+        events["error"].append(e)
+        done.set()
+
+    client.on(sdk.StreamingEvents.Termination, on_termination)
+    client.on(sdk.StreamingEvents.Error, on_error)
+    client.connect(sdk.StreamingParameters(**params))
+    if not events["error"]:
+        client.stream(_chunks(audio))
+    client.disconnect(terminate=True)
+    return events
+
+
+def test_sdk_receives_begin_turns_with_speaker_labels_and_termination(recordings):
+    recording = recordings[1]
+    factory = make_engine_factory("oracle", recordings=recordings, seed=0)
+    server = LocalServer(factory, api_keys=("test-key",), lookahead_seconds=300.0)
+    with server.running_in_thread():
+        events = _stream_with_sdk(server, recording.load_audio(), sample_rate=16000,
+                                  speech_model="universal-streaming-english",
+                                  speaker_labels=True, max_speakers=2)
+    assert events["error"] == []
+    assert len(events["begin"]) == 1 and len(events["begin"][0].id) == 36
+    assert len(events["termination"]) == 1
+    assert events["termination"][0].audio_duration_seconds == round(recording.duration)
+    session = server.sessions[0]
+    # Every Turn the server sent reached the SDK's callback, parsed (none silently dropped).
+    sent_turns = [m for m in session.sent_messages if m["type"] == "Turn"]
+    assert len(events["turn"]) == len(sent_turns) > 0
+    finals = [t for t in events["turn"] if t.end_of_turn]
+    assert len(finals) >= 3
+    labels = {t.speaker_label for t in finals}
+    assert labels - {"UNKNOWN"} <= {"A", "B"}  # max_speakers=2, letters only
+    assert not labels & set(recording.speakers)  # never reference names
+    for turn in finals:
+        assert turn.words and all(w.word_is_final for w in turn.words)
+        assert all(w.speaker == turn.speaker_label for w in turn.words)
+        assert all(isinstance(w.start, int) and w.start < w.end for w in turn.words)
+    # The SDK sent its parameters as it always does (booleans as True/False) and they parsed.
+    assert session.params.speaker_labels is True and session.params.max_speakers == 2
+    assert session.params.speech_model == "universal-streaming-english"
+    assert session.close_code == 1000
+
+
+def test_sdk_gets_an_error_for_a_bad_key(recordings):
+    factory = make_engine_factory("oracle", recordings=recordings)
+    server = LocalServer(factory, api_keys=("test-key",))
+    with server.running_in_thread():
+        events = _stream_with_sdk(server, recordings[0].load_audio(), api_key="wrong-key",
+                                  sample_rate=16000, speaker_labels=True)
+    assert events["begin"] == [] and events["turn"] == []
+    assert len(events["error"]) == 1
+    assert events["error"][0].code == 1008
+    assert "Unauthorized" in str(events["error"][0])
+    assert server.sessions[0].close_code == 1008
+
+
+def test_sdk_gets_an_http_401_when_configured(recordings):
+    factory = make_engine_factory("oracle", recordings=recordings)
+    server = LocalServer(factory, api_keys=("test-key",), auth_rejection="http")
+    with server.running_in_thread():
+        events = _stream_with_sdk(server, recordings[0].load_audio(), api_key="wrong-key",
+                                  sample_rate=16000)
+    assert [e.code for e in events["error"]] == [401]
+    assert server.sessions[0].http_status == 401
+
+
+def test_sdk_sees_speaker_revision(recordings):
+    factory = make_engine_factory("oracle", recordings=recordings, seed=2,
+                                  uniform_p_wrong=0.5, p_revision=1.0, p_unknown_short=0.0)
+    server = LocalServer(factory, api_keys=None)
+    with server.running_in_thread():
+        events = _stream_with_sdk(server, recordings[0].load_audio(), api_key="anything",
+                                  sample_rate=16000, speaker_labels=True)
+    assert events["error"] == []
+    assert len(events["revision"]) == 1
+    revised = {r.turn_order: r.speaker_label for r in events["revision"][0].revisions}
+    finals = {t.turn_order: t.speaker_label for t in events["turn"] if t.end_of_turn}
+    assert revised and all(finals[order] != label for order, label in revised.items())
