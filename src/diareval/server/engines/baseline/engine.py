@@ -1,0 +1,513 @@
+"""The baseline engine: a real streaming diarizer behind the local v3 server.
+
+Orchestration only; the compute blocks live beside it:
+
+- ``vad``: silero-vad, one speech probability per 32 ms; drives the turns. A turn
+  starts at speech and ends after ``max_turn_silence`` of silence, or after
+  ``min_turn_silence`` when the transcript ends a sentence (the "confident" end of
+  turn), or on ForceEndpoint / Terminate.
+- ``asr``: Whisper tiny.en decodes the turn as it grows (partial Turns, decoded at
+  most every ``partial_interval`` s and at most every half of the turn's length so
+  the cost stays linear), then once more when it ends (the final Turn).
+- ``segmentation``: every ``step`` s, pyannote segmentation-3.0 on the last
+  ``window`` s gives up to 3 local speakers with overlap-aware activity.
+- ``embedding``: a CAM++ embedding per active local speaker (its most recent
+  ``embedding_seconds`` of single-speaker frames in the window).
+- ``clustering``: diart-style incremental clustering maps local to global speakers;
+  the mapped activities of overlapping windows are averaged (Hamming weights)
+  on a 20 ms grid.
+
+Each final word gets the global speaker most active over its span, the Turn the
+speaker with most word time; labels "A", "B", ... are given in order of first
+appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". At the
+end of the stream every window is re-mapped with the final centroids and a
+SpeakerRevision lists the turns whose labels changed.
+
+Time is audio time only (base.py): the same audio gives the same messages
+whatever the pace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from diareval.errors import ConfigError
+from diareval.server.engines.base import Engine, SessionParams
+
+SAMPLE_RATE = 16000
+GRID = 0.02  # seconds per cell of the speaker-activity grid
+MAX_GLOBAL = 10  # the service's max_speakers range is 1..10
+VAD_FRAME = 512
+
+
+@dataclass
+class BaselineConfig:
+    """Every tunable of the baseline (``python -m diareval tune`` searches these)."""
+
+    # turns
+    vad_threshold: float = 0.5
+    turn_pad: float = 0.2  # s of audio kept before the first / after the last speech frame
+    partial_interval: float = 1.0  # s of new audio between partial decodes (at least)
+    partials: bool = True
+    max_turn_seconds: float = 25.0
+    # diarization
+    window: float = 5.0
+    step: float = 0.5
+    tau_active: float = 0.55
+    rho_update: float = 0.3
+    delta_new: float = 0.65
+    embedding_seconds: float = 2.0
+    min_embedding_seconds: float = 0.3
+    speaker_threshold: float = 0.5  # local activity above this counts as speaking
+    # labels
+    unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
+    revise: bool = True  # SpeakerRevision at the end of the stream
+
+    @classmethod
+    def from_options(cls, options: dict) -> "BaselineConfig":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown baseline option(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(sorted(known))}")
+        values = {}
+        for name, value in options.items():
+            default = getattr(cls, name)
+            try:
+                if isinstance(default, bool):
+                    values[name] = value if isinstance(value, bool) else \
+                        str(value).lower() in ("1", "true", "yes", "on")
+                else:
+                    values[name] = type(default)(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"baseline option {name}={value!r}: {exc}") from exc
+        config = cls(**values)
+        if config.window < 1.0 or config.step <= 0 or config.step > config.window:
+            raise ConfigError("baseline options: need window >= 1 s and 0 < step <= window")
+        return config
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_SENTENCE_END = re.compile(r"[.?!]['\")\]]*$")
+_PUNCT = re.compile(r"[^\w'\s-]")
+
+
+def _plain(text: str) -> str:
+    """The unformatted form of a word: lower case, no punctuation (apostrophes kept)."""
+    return _PUNCT.sub("", text).lower().strip("-") or text.lower()
+
+
+class Models:
+    """The compute blocks one session uses (the heavy models inside are process-wide)."""
+
+    def __init__(self, diarize: bool = True):
+        from diareval.server.engines.baseline.asr import Transcriber
+        from diareval.server.engines.baseline.vad import StreamingVAD
+
+        self.vad_factory = StreamingVAD
+        self.transcriber = Transcriber()
+        self.segmentation = self.embedding = None
+        if diarize:
+            from diareval.server.engines.baseline.embedding import SpeakerEmbedding
+            from diareval.server.engines.baseline.segmentation import Segmentation
+
+            self.segmentation = Segmentation()
+            self.embedding = SpeakerEmbedding()
+
+
+class _Turn:
+    """The turn being spoken."""
+
+    def __init__(self, order: int, start: int):
+        self.order = order
+        self.start = start  # sample
+        self.last_speech = start  # sample: end of the last speech frame
+        self.decoded_at = start  # sample: audio end of the last partial decode
+        self.pause_checked = False  # the current pause was already tested for a sentence end
+        self.partial_words: list = []
+        self.partials_sent = 0
+
+
+class BaselineEngine(Engine):
+    """One session of the baseline streaming diarizer (see the module docstring)."""
+
+    blocking = True
+
+    def __init__(self, params: SessionParams, config: BaselineConfig | None = None,
+                 models: Models | None = None):
+        super().__init__(params)
+        if params.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"the baseline engine needs 16 kHz audio, got {params.sample_rate} Hz")
+        self.config = config or BaselineConfig()
+        self.diarize = bool(params.speaker_labels)
+        self.models = models or Models(diarize=self.diarize)
+        from diareval.server.engines.baseline._deps import limit_torch_threads
+        limit_torch_threads()
+        self.min_silence = params.effective_min_turn_silence / 1000.0
+        self.max_silence = params.effective_max_turn_silence / 1000.0
+        cap = params.max_speakers if (self.diarize and params.max_speakers) else MAX_GLOBAL
+        from diareval.server.engines.baseline.clustering import ClusteringConfig, OnlineSpeakerClustering
+        self.clustering = OnlineSpeakerClustering(ClusteringConfig(
+            tau_active=self.config.tau_active, rho_update=self.config.rho_update,
+            delta_new=self.config.delta_new, max_speakers=int(cap)))
+        self.vad = self.models.vad_factory()
+        # audio kept for decoding and embeddings: buffer[0] is sample `buffer_start`
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0
+        self.received = 0  # samples
+        self.vad_frames = 0
+        self.vad_probs: list[float] = []
+        self.turn: _Turn | None = None
+        self.next_order = 0
+        self.next_step = int(self.config.step * SAMPLE_RATE)
+        # speaker-activity grid (cells of GRID s): weighted sums and weights
+        self.act = np.zeros((0, MAX_GLOBAL), dtype=np.float32)
+        self.weight = np.zeros(0, dtype=np.float32)
+        self.windows: list[tuple] = []  # (first cell, local activity on grid, weights, embeddings, valid)
+        self.letters: dict[int, str] = {}
+        self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
+        self.turn_words: dict[int, list] = {}  # turn_order -> [(start s, end s)] of its words
+        self.finished = False
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, pcm: np.ndarray) -> list[dict]:
+        audio = np.asarray(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        self.buffer = np.concatenate([self.buffer, audio])
+        self.received += len(audio)
+        messages: list[dict] = []
+        probs = self.vad(audio)
+        for p in probs:
+            self.vad_probs.append(float(p))
+            self.vad_frames += 1
+            frame_end = self.vad_frames * VAD_FRAME
+            while self.diarize and self.next_step <= frame_end:
+                self._diarize_step(self.next_step)
+                self.next_step += int(self.config.step * SAMPLE_RATE)
+            messages += self._turn_logic(float(p), frame_end)
+        self._trim_buffer()
+        return messages
+
+    def force_endpoint(self) -> list[dict]:
+        return self._finalise(self.received, confidence=1.0) if self.turn else []
+
+    def update_configuration(self, changes: dict) -> list[dict]:
+        if changes.get("min_turn_silence") is not None:
+            self.min_silence = int(changes["min_turn_silence"]) / 1000.0
+        if changes.get("max_turn_silence") is not None:
+            self.max_silence = int(changes["max_turn_silence"]) / 1000.0
+        return []
+
+    def finish(self) -> list[dict]:
+        if self.finished:
+            return []
+        self.finished = True
+        messages: list[dict] = []
+        if self.diarize and self.received > 0:
+            # one last window over the tail, so the last words have speakers
+            self._diarize_step(self.received)
+        if self.turn:
+            messages += self._finalise(self.received, confidence=1.0)
+        if self.diarize and self.config.revise and self.final_turns:
+            messages += self._revision()
+        return messages
+
+    # ------------------------------------------------------------------ turns
+
+    def _turn_logic(self, prob: float, frame_end: int) -> list[dict]:
+        cfg = self.config
+        speech = prob >= cfg.vad_threshold
+        turn = self.turn
+        if turn is None:
+            if not speech:
+                return []
+            start = max(0, frame_end - VAD_FRAME - int(cfg.turn_pad * SAMPLE_RATE))
+            self.turn = turn = _Turn(self.next_order, max(start, self.buffer_start))
+            turn.last_speech = frame_end
+            turn.decoded_at = frame_end
+            out = []
+            if self.params.speech_model.startswith("u3"):
+                out.append({"type": "SpeechStarted", "timestamp": int((frame_end - VAD_FRAME) * 1000 // SAMPLE_RATE),
+                            "confidence": round(prob, 3)})
+            return out
+        if speech:
+            turn.last_speech = frame_end
+            turn.pause_checked = False
+        silence = (frame_end - turn.last_speech) / SAMPLE_RATE
+        length = (frame_end - turn.start) / SAMPLE_RATE
+        if silence >= self.max_silence:
+            return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE), confidence=1.0)
+        if silence >= self.min_silence and not turn.pause_checked:
+            turn.pause_checked = True
+            words = self._decode(turn.start, frame_end)
+            if words and _SENTENCE_END.search(words[-1][0]):
+                return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE),
+                                      confidence=0.9, words=words, decoded_to=frame_end)
+            if length >= cfg.max_turn_seconds:
+                return self._finalise(frame_end, confidence=0.5, words=words, decoded_to=frame_end)
+            return self._partial(words, frame_end)
+        if length >= cfg.max_turn_seconds + 3.0:  # no pause for a long time: cut here
+            return self._finalise(frame_end, confidence=0.3)
+        grown = (frame_end - turn.decoded_at) / SAMPLE_RATE
+        if cfg.partials and speech and grown >= max(cfg.partial_interval, 0.5 * length):
+            return self._partial(self._decode(turn.start, frame_end), frame_end)
+        return []
+
+    def _decode(self, start: int, end: int) -> list[tuple]:
+        """Words of audio [start, end) as (text, start s, end s, probability), absolute times."""
+        audio = self._audio(start, end)
+        offset = start / SAMPLE_RATE
+        return [(w.text, w.start + offset, w.end + offset, w.probability)
+                for w in self.models.transcriber(audio)]
+
+    def _partial(self, words: list[tuple], decoded_to: int) -> list[dict]:
+        turn = self.turn
+        turn.decoded_at = decoded_to
+        if not words:
+            return []
+        # A word is final inside a partial when the previous decode agreed on it
+        # and it ended over a second before the audio decoded so far.
+        horizon = decoded_to / SAMPLE_RATE - 1.0
+        previous = [w[0] for w in turn.partial_words]
+        finals = []
+        for i, w in enumerate(words):
+            stable = i < len(previous) and previous[i] == w[0] and w[2] <= horizon
+            if not stable or (finals and not finals[-1]):
+                finals.append(False)
+            else:
+                finals.append(True)
+        turn.partial_words = words
+        turn.partials_sent += 1
+        speakers = self._word_speakers(words) if self.diarize else None
+        label = self._turn_speaker(words, speakers) if self.diarize else None
+        msg_words = [self._word(w, final, speakers[i] if speakers else None, formatted=False)
+                     for i, (w, final) in enumerate(zip(words, finals))]
+        message = {
+            "type": "Turn", "turn_order": turn.order, "turn_is_formatted": False,
+            "end_of_turn": False,
+            "transcript": " ".join(_plain(w[0]) for w, f in zip(words, finals) if f),
+            "end_of_turn_confidence": 0.0, "words": msg_words,
+        }
+        if self.diarize:
+            message["speaker_label"] = self._letter_of(label, msg_words)
+        return [message]
+
+    def _finalise(self, end: int, confidence: float, words: list[tuple] | None = None,
+                  decoded_to: int | None = None) -> list[dict]:
+        turn = self.turn
+        self.turn = None
+        end = min(end, self.received)
+        if words is None or decoded_to is None:
+            words = self._decode(turn.start, end)
+        words = [w for w in words if w[1] < end / SAMPLE_RATE]
+        if not words and not turn.partials_sent:
+            return []  # nothing recognised and nothing announced: no turn
+        self.next_order = turn.order + 1
+        speakers = self._word_speakers(words) if self.diarize else None
+        label = self._turn_speaker(words, speakers) if self.diarize else None
+        span = (words[-1][2] - words[0][1]) if words else 0.0
+        unknown = self.diarize and (label is None or span < self.config.unknown_below)
+        messages = []
+        variants = [False, True] if self.params.format_turns else [False]
+        for formatted in variants:
+            msg_words = [self._word(w, True, None if not self.diarize else
+                                    ("UNKNOWN" if unknown else speakers[i]), formatted)
+                         for i, w in enumerate(words)]
+            message = {
+                "type": "Turn", "turn_order": turn.order, "turn_is_formatted": formatted,
+                "end_of_turn": True,
+                "transcript": " ".join(w["text"] for w in msg_words),
+                "end_of_turn_confidence": float(confidence), "words": msg_words,
+            }
+            if self.diarize:
+                message["speaker_label"] = "UNKNOWN" if unknown else self._letter_of(label, msg_words)
+            messages.append(message)
+        self.final_turns[turn.order] = messages[-1]
+        self.turn_words[turn.order] = [(w[1], w[2]) for w in words]
+        return messages
+
+    def _word(self, w: tuple, final: bool, speaker, formatted: bool) -> dict:
+        text, start, end, prob = w
+        word = {"text": text if formatted else _plain(text),
+                "start": int(round(start * 1000)), "end": int(round(max(end, start) * 1000)),
+                "confidence": round(float(prob), 4), "word_is_final": bool(final)}
+        if speaker is not None:
+            word["speaker"] = speaker  # a global index until _letter_of turns it into a letter
+        return word
+
+    def _letter_of(self, label, msg_words: list[dict]) -> str | None:
+        """Give letters in order of first appearance (words in time order, then the turn)."""
+        for word in msg_words:
+            g = word.get("speaker")
+            if isinstance(g, (int, np.integer)):
+                word["speaker"] = self._letter(int(g))
+        if label is None:
+            return None
+        return self._letter(int(label))
+
+    def _letter(self, g: int) -> str:
+        if g not in self.letters:
+            self.letters[g] = chr(ord("A") + len(self.letters))
+        return self.letters[g]
+
+    # ------------------------------------------------------------------ audio buffer
+
+    def _audio(self, start: int, end: int) -> np.ndarray:
+        start = max(start, self.buffer_start)
+        return self.buffer[start - self.buffer_start:max(start, end) - self.buffer_start]
+
+    def _trim_buffer(self) -> None:
+        keep_from = self.received - int(max(40.0, self.config.window + 1) * SAMPLE_RATE)
+        if self.turn is not None:
+            keep_from = min(keep_from, self.turn.start)
+        if keep_from - self.buffer_start > 10 * SAMPLE_RATE:
+            self.buffer = self.buffer[keep_from - self.buffer_start:].copy()
+            self.buffer_start = keep_from
+
+    # ------------------------------------------------------------------ diarization
+
+    def _diarize_step(self, window_end: int) -> None:
+        from diareval.server.engines.baseline.segmentation import frame_centers
+
+        cfg = self.config
+        w = int(cfg.window * SAMPLE_RATE)
+        window_start = window_end - w
+        # skip windows without speech (cheap, and nothing to label there)
+        f0, f1 = max(0, window_start // VAD_FRAME), window_end // VAD_FRAME
+        if not any(p >= cfg.vad_threshold for p in self.vad_probs[f0:f1 + 1]):
+            return
+        audio = np.zeros(w, dtype=np.float32)
+        available = self._audio(window_start, window_end)
+        audio[w - len(available):] = available
+        activity = self.models.segmentation(audio)  # (frames, 3)
+        times = (window_start + frame_centers(len(activity))) / SAMPLE_RATE
+        embeddings, valid = self._local_embeddings(audio, activity)
+        c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
+        c1 = int(window_end / SAMPLE_RATE / GRID)
+        if c1 <= c0:
+            return
+        cell_times = (np.arange(c0, c1) + 0.5) * GRID
+        local = np.stack([np.interp(cell_times, times, activity[:, k]) for k in range(activity.shape[1])], axis=1)
+        position = (cell_times - window_start / SAMPLE_RATE) / cfg.window
+        weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
+        self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid, activity))
+        mapping = self.clustering.assign(activity, embeddings, valid)
+        self._accumulate(c0, local, weights, mapping)
+
+    def _local_embeddings(self, audio: np.ndarray, activity: np.ndarray):
+        """One embedding per active local speaker, from its recent single-speaker frames."""
+        cfg = self.config
+        k = activity.shape[1]
+        embeddings = np.zeros((k, 192), dtype=np.float32)
+        valid = np.zeros(k, dtype=bool)
+        active = [s for s in range(k) if activity[:, s].max() >= cfg.tau_active]
+        if not active:
+            return embeddings, valid
+        from diareval.server.engines.baseline.segmentation import FRAME_SIZE, FRAME_STEP
+
+        feats = self.models.embedding.features(audio)  # (n, 80), 10 ms frames
+        centres = np.arange(len(feats)) * 160 + 200
+        seg_index = np.clip(np.round((centres - (FRAME_SIZE - 1) / 2) / FRAME_STEP).astype(int),
+                            0, len(activity) - 1)
+        on = activity >= cfg.speaker_threshold
+        alone = on & (on.sum(axis=1, keepdims=True) == 1)
+        chosen, owners = [], []
+        for s in active:
+            mask = alone[seg_index, s]
+            if mask.sum() < cfg.min_embedding_seconds * 100:
+                mask = on[seg_index, s]
+            if mask.sum() < cfg.min_embedding_seconds * 100:
+                continue
+            rows = np.flatnonzero(mask)[-int(cfg.embedding_seconds * 100):]
+            chosen.append(feats[rows])
+            owners.append(s)
+        if chosen:
+            embeddings[owners] = self.models.embedding.from_features(chosen)
+            valid[owners] = True
+        return embeddings, valid
+
+    def _ensure_grid(self, cells: int) -> None:
+        if cells > len(self.weight):
+            grow = max(cells, 2 * len(self.weight), 500)
+            self.act = np.vstack([self.act, np.zeros((grow - len(self.act), MAX_GLOBAL), np.float32)])
+            self.weight = np.concatenate([self.weight, np.zeros(grow - len(self.weight), np.float32)])
+
+    def _accumulate(self, c0: int, local: np.ndarray, weights: np.ndarray, mapping: dict) -> None:
+        c1 = c0 + len(local)
+        self._ensure_grid(c1)
+        self.weight[c0:c1] += weights
+        for k, g in mapping.items():
+            self.act[c0:c1, g] += weights * local[:, k]
+
+    def _speaker_at(self, start: float, end: float):
+        """The global speaker most active over [start, end] (widened if nobody is), or None."""
+        for pad in (0.0, 0.25, 0.75):
+            c0 = max(0, int((start - pad) / GRID))
+            c1 = min(len(self.weight), int(np.ceil((end + pad) / GRID)) + 1)
+            if c1 <= c0:
+                continue
+            w = self.weight[c0:c1]
+            if w.sum() <= 0:
+                continue
+            mean = self.act[c0:c1].sum(axis=0) / w.sum()
+            best = int(np.argmax(mean))
+            if mean[best] >= 0.1:
+                return best
+        return None
+
+    def _word_speakers(self, words: list[tuple]) -> list:
+        speakers = [self._speaker_at(w[1], w[2]) for w in words]
+        # words nobody was found for take their neighbours' speaker
+        known = [i for i, s in enumerate(speakers) if s is not None]
+        if not known:
+            return speakers
+        for i, s in enumerate(speakers):
+            if s is None:
+                j = min(known, key=lambda j: abs(j - i))
+                speakers[i] = speakers[j]
+        return speakers
+
+    @staticmethod
+    def _turn_speaker(words: list[tuple], speakers: list):
+        totals: dict[int, float] = {}
+        for w, s in zip(words, speakers or []):
+            if s is not None:
+                totals[s] = totals.get(s, 0.0) + max(w[2] - w[1], 0.02)
+        return max(totals, key=totals.get) if totals else None
+
+    def _revision(self) -> list[dict]:
+        """Re-map every window with the final centroids; revise the turns whose labels change."""
+        if not self.clustering.centroids:
+            return []
+        self.act[:] = 0
+        self.weight[:] = 0
+        for c0, local, weights, embeddings, valid, activity in self.windows:
+            mapping = self.clustering.assign(activity, embeddings, valid, update=False)
+            self._accumulate(c0, local, weights, mapping)
+        revisions = []
+        for order in sorted(self.final_turns):
+            old = self.final_turns[order]
+            if old.get("speaker_label") == "UNKNOWN":
+                continue
+            spans = self.turn_words[order]
+            words = [(None, s, e, None) for s, e in spans]
+            speakers = self._word_speakers(words)
+            label = self._turn_speaker(words, speakers)
+            if label is None:
+                continue
+            new_words = [dict(w) for w in old["words"]]
+            for w, s in zip(new_words, speakers):
+                if s is not None:
+                    w["speaker"] = s
+            new_label = self._letter_of(label, new_words)
+            if new_label != old.get("speaker_label") or any(
+                    a.get("speaker") != b.get("speaker") for a, b in zip(new_words, old["words"])):
+                revisions.append({"turn_order": order, "speaker_label": new_label, "words": new_words})
+        if not revisions:
+            return []
+        return [{"type": "SpeakerRevision", "revisions": revisions}]
