@@ -334,7 +334,12 @@ class LocalServer:
         finally:
             if not outbox.closing:  # the client closed (or the connection was aborted)
                 outbox.stop()
+            # Keep reading while the close handshake runs: unread frames would pause the
+            # transport and the client's close reply would go unseen until close_timeout.
+            drain = asyncio.create_task(_discard_frames(ws))
             await outbox.finish()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(drain, 1.0)
             session.ended = time.monotonic()
             if session.close_code is None:
                 session.close_code, session.close_reason = ws.close_code, ws.close_reason
@@ -365,6 +370,12 @@ class LocalServer:
         outbox.message(begin)
         runner = _SessionRunner(self, ws, session, outbox, params, engine)
         await runner.run()
+
+
+async def _discard_frames(ws: ServerConnection) -> None:
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for _ in ws:
+            pass
 
 
 class _SessionRunner:
@@ -426,8 +437,8 @@ class _SessionRunner:
         try:
             async for frame in self.ws:
                 self.last_frame_at = time.monotonic()
-                if self.done:
-                    break
+                if self.done:  # closing: discard until the client's close frame arrives
+                    continue
                 try:
                     if isinstance(frame, bytes):
                         await self._on_audio(frame)
@@ -437,8 +448,6 @@ class _SessionRunner:
                     self._fail(exc.code, exc.message)
                 except EngineError as exc:
                     self._fail(exc.code, str(exc))
-                if self.done:
-                    break
         except websockets.ConnectionClosed:
             pass
         finally:
