@@ -1,7 +1,7 @@
 """One websocket session: connect, send audio on a real-time schedule, log everything, terminate.
 
 The pacer sends chunk ``n`` at the absolute deadline ``t0 + n * chunk / speed`` of
-``time.monotonic()`` (``t0`` = the moment the handshake completed): sleeping until a
+``time.monotonic()`` (``t0`` = the moment Begin arrived): sleeping until a
 deadline instead of for a duration means a late wake-up never accumulates into
 drift. A reader task logs every received frame with ``t_wall`` (s since the
 attempt started) and ``t_audio`` (s of audio sent so far) the moment it arrives.
@@ -62,6 +62,7 @@ _CODE_OUTCOMES = {
     4001: Outcome.AUTH,
     4003: Outcome.AUTH,
 }
+BEGIN_TIMEOUT = 10.0  # s to wait for Begin before streaming anyway
 _LIMIT_WORDS = re.compile(r"too many|concurren|limit|rate|quota|throttl|capacity", re.I)
 
 
@@ -101,7 +102,9 @@ class AttemptResult:
 class _State:
     def __init__(self):
         self.audio_sent = 0.0
+        self.begin = asyncio.Event()
         self.termination = asyncio.Event()
+        self.error_seen = False
 
 
 async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path: str | Path, *,
@@ -215,6 +218,7 @@ async def _read(ws, log: SessionLogWriter, state: _State, result: AttemptResult,
                 result.t_begin = t
                 result.session_id = msg.get("id")
                 result.expires_at = msg.get("expires_at")
+                state.begin.set()
             elif kind == "Termination":
                 result.t_termination = t
                 result.termination = msg
@@ -223,13 +227,25 @@ async def _read(ws, log: SessionLogWriter, state: _State, result: AttemptResult,
                 code = msg.get("error_code")
                 result.error_code = code if isinstance(code, int) else result.error_code
                 result.error = f"Error {code}: {msg.get('error')}"
+                state.error_seen = True  # the server closes next: send nothing more
     except ConnectionClosed:
         pass
 
 
 async def _send_audio(ws, source, log, state, result, clock, reader, chunk_seconds, speed, stop,
                       on_audio) -> str:
-    """Send every chunk on its deadline. Returns "done", "stopped" or "closed"."""
+    """Send every chunk on its deadline. Returns "done", "stopped" or "closed".
+
+    The clock starts at Begin (or after ``begin_timeout`` without one): a session that is
+    rejected right after the upgrade (Error 3009/1008) never gets audio."""
+    waiter = asyncio.ensure_future(state.begin.wait())
+    try:
+        await asyncio.wait({waiter, reader}, timeout=BEGIN_TIMEOUT,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if reader.done() or state.error_seen:
+        return "closed"
     step = chunk_seconds / speed  # 0 for speed = inf
     lateness = []
     t0 = time.monotonic()
@@ -244,7 +260,7 @@ async def _send_audio(ws, source, log, state, result, clock, reader, chunk_secon
         if stop is not None and stop.is_set():
             how = "stopped"
             break
-        if reader.done():
+        if reader.done() or state.error_seen:
             how = "closed"
             break
         data = chunk.tobytes()

@@ -1,0 +1,159 @@
+"""The simulator's pieces: configurations and URLs, chunking, one session against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import pytest
+
+from diareval.errors import ConfigError
+from diareval.server import FaultConfig, LocalServer
+from diareval.server.engines import make_engine_factory
+from diareval.sessionlog import AUDIO_CHUNK, read_session_log
+from diareval.stream import (ArrayAudio, FileAudio, Outcome, StreamConfig, build_headers, chunks,
+                             make_configs, parse_max_speakers, stream_attempt)
+from diareval.stream.audio import check_chunk_seconds
+from test_stream_support import assert_log_has_everything, make_dataset
+
+KEY = "test-key"
+
+
+# --- configurations ---------------------------------------------------------------------------
+
+def test_configs_are_models_times_max_speakers_with_readable_names():
+    configs = make_configs(["u3-rt-pro", "universal-streaming-english"], "none,2,4")
+    assert [c.name for c in configs] == [
+        "u3-rt-pro__max-speakers-none", "u3-rt-pro__max-speakers-2", "u3-rt-pro__max-speakers-4",
+        "universal-streaming-english__max-speakers-none",
+        "universal-streaming-english__max-speakers-2",
+        "universal-streaming-english__max-speakers-4"]
+    assert parse_max_speakers("none, 2,2") == [None, 2]
+    assert parse_max_speakers([None, 3]) == [None, 3]
+
+
+def test_url_comes_from_the_sdk_parameters():
+    config = StreamConfig("u3-rt-pro", 2, (("format_turns", True),))
+    url = config.url("ws://127.0.0.1:9")
+    parts = urlsplit(url)
+    assert parts.scheme == "ws" and parts.netloc == "127.0.0.1:9" and parts.path == "/v3/ws"
+    query = dict(parse_qsl(parts.query))
+    assert query == {"sample_rate": "16000", "encoding": "pcm_s16le", "speech_model": "u3-rt-pro",
+                     "speaker_labels": "True", "max_speakers": "2", "format_turns": "True"}
+    assert config.name == "u3-rt-pro__max-speakers-2__format-turns-true"
+    # None = not sent; the default host is AssemblyAI's over wss.
+    url = StreamConfig("universal-streaming-english").url()
+    assert url.startswith("wss://streaming.assemblyai.com/v3/ws?")
+    assert "max_speakers" not in url
+    # A parameter only the SDK knows works without code here; a list is one JSON string.
+    url = StreamConfig("universal-streaming-english",
+                       params=(("keyterms_prompt", ["a b", "c"]),)).url()
+    assert dict(parse_qsl(urlsplit(url).query))["keyterms_prompt"] == '["a b", "c"]'
+
+
+def test_headers_carry_the_key_and_the_url_never_does():
+    headers = build_headers("secret-123")
+    assert headers["Authorization"] == "secret-123"
+    assert "AssemblyAI-Version" in headers
+    assert "secret" not in StreamConfig("u3-rt-pro").url()
+
+
+def test_bad_configuration_names_the_valid_choices():
+    with pytest.raises(ConfigError, match="u3-rt-pro, universal-streaming-english, "
+                                          "universal-streaming-multilingual"):
+        make_configs(["whisper-large"])
+    with pytest.raises(ConfigError, match="1..10"):
+        make_configs(["u3-rt-pro"], "0")
+    with pytest.raises(ConfigError, match="not 'none' or an integer"):
+        parse_max_speakers("two")
+    with pytest.raises(ConfigError, match="unknown streaming parameter 'speaker_label'"):
+        make_configs(["u3-rt-pro"], params={"speaker_label": True})
+
+
+# --- chunking ---------------------------------------------------------------------------------
+
+def test_chunks_are_fixed_size_and_the_last_is_padded_to_50_ms():
+    audio = ArrayAudio(np.arange(16000 + 300, dtype=np.int16))
+    parts = list(chunks(audio, 0.05))
+    assert [len(p) for p in parts] == [800] * 20 + [800]
+    assert np.array_equal(parts[-1][:300], np.arange(16000, 16300, dtype=np.int16))
+    assert not parts[-1][300:].any()
+    assert [len(p) for p in chunks(audio, 0.1)] == [1600] * 10 + [800]
+    with pytest.raises(ConfigError, match="50..1000 ms"):
+        check_chunk_seconds(0.02)
+    with pytest.raises(ConfigError, match="50..1000 ms"):
+        check_chunk_seconds(1.5)
+
+
+def test_file_audio_equals_load_audio(tmp_path):
+    recording = make_dataset(tmp_path / "d", n=1, seconds=1.23)[0]
+    streamed = np.concatenate(list(FileAudio(recording.audio_path).blocks(800)))
+    assert np.array_equal(streamed, recording.load_audio())
+
+
+# --- one session ------------------------------------------------------------------------------
+
+def _oracle(recordings):
+    return make_engine_factory("oracle", recordings=recordings)
+
+
+def test_session_logs_every_message_and_summarises_audio(tmp_path):
+    recordings = make_dataset(tmp_path / "d", n=1, seconds=4.0)
+
+    async def go():
+        async with LocalServer(_oracle(recordings), api_keys=(KEY,),
+                               lookahead_seconds=None) as server:
+            url = StreamConfig("universal-streaming-english", 2).url(server.url)
+            result = await stream_attempt(url, build_headers(KEY),
+                                          FileAudio(recordings[0].audio_path), tmp_path / "s.jsonl",
+                                          speed=math.inf)
+            return server.sessions, result
+
+    sessions, result = asyncio.run(go())
+    assert result.outcome is Outcome.COMPLETE and result.error is None
+    assert len(sessions) == 1 and sessions[0].close_code == 1000
+    assert_log_has_everything(sessions[0], tmp_path / "s.jsonl")
+    lines = read_session_log(tmp_path / "s.jsonl")
+    kinds = [(line.dir, line.type) for line in lines]
+    assert kinds[:2] == [("event", "Connecting"), ("event", "Connected")]
+    assert kinds[-2:] == [("recv", "Termination"), ("event", "Closed")]
+    sends = [kind for kind in kinds if kind[0] == "send"]
+    assert sends[-1] == ("send", "Terminate") and sends.count(("send", "Terminate")) == 1
+    assert ("recv", "Begin") in kinds and ("recv", "Turn") in kinds
+    audio = [line for line in lines if line.type == AUDIO_CHUNK]
+    assert len(audio) == 80 and all(line.msg["bytes"] == 1600 for line in audio)
+    assert audio[-1].t_audio == pytest.approx(4.0)
+    assert result.session_id == sessions[0].session_id
+    # The server got the parameters of the configuration.
+    assert sessions[0].params.max_speakers == 2 and sessions[0].params.speaker_labels
+
+
+@pytest.mark.realtime
+def test_session_paces_at_real_time(tmp_path):
+    """3 s streamed at real time: wall time ~3 s and chunk arrivals on the ideal schedule."""
+    recordings = make_dataset(tmp_path / "d", n=1, seconds=3.0)
+
+    async def go():
+        # lookahead 1 s: the server closes with 3007 if the client runs ahead of real time.
+        async with LocalServer(_oracle(recordings), api_keys=(KEY,), lookahead_seconds=1.0,
+                               faults=FaultConfig()) as server:
+            url = StreamConfig("universal-streaming-english").url(server.url)
+            t = time.monotonic()
+            result = await stream_attempt(url, build_headers(KEY),
+                                          FileAudio(recordings[0].audio_path), tmp_path / "s.jsonl")
+            return time.monotonic() - t, server.sessions[0], result
+
+    wall, session, result = asyncio.run(go())
+    assert result.outcome is Outcome.COMPLETE
+    assert result.chunks_sent == 60
+    assert 2.95 <= wall <= 3.5, wall
+    first = session.chunk_arrivals[0][0]
+    errors = np.array([(arrival - first - before) * 1000
+                       for arrival, before, _ in session.chunk_arrivals])
+    assert len(errors) == 60
+    assert np.median(np.abs(errors)) < 5, errors
+    assert np.percentile(np.abs(errors), 99) < 20, errors
+    assert abs(np.median(errors[-10:]) - np.median(errors[:10])) < 10  # no drift
