@@ -44,3 +44,9 @@ from diareval.datasets.ami import download_ami, load_ami  # noqa: E402
 
 register("ami", load_ami)
 __all__ += ["download_ami", "load_ami"]
+from diareval.datasets.noise import add_noise, load_noisy, noise_sweep  # noqa: E402
+from diareval.datasets.synthetic import ConversationSpec, load_synthetic  # noqa: E402
+
+register("synthetic", load_synthetic)
+register("noisy", load_noisy)
+__all__ += ["ConversationSpec", "load_synthetic", "add_noise", "load_noisy", "noise_sweep"]
