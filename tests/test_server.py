@@ -468,7 +468,7 @@ def test_serve_cli_arguments_build_the_server(tmp_path):
     assert srv.faults == FaultConfig(reject_after_sessions=3, reject_code=1008,
                                      never_terminate=True)
     assert srv.engine_factory.config.seed == 4
-    assert srv._auth_problem is not None and "k1" not in repr(srv)
+    assert srv._api_keys == frozenset({"k1"}) and "k1" not in repr(srv)
 
 
 def test_start_server_process(tmp_path):

@@ -432,6 +432,10 @@ class OracleEngine(Engine):
         self.decisions = assign_labels(self.turns, self.params, self.config, u)
         self._turn_decision = list(self.decisions)  # parallel to self.turns (splits share)
 
+    def label_of(self, identity: int | None) -> str | None:
+        """The letter an internal label identity was shown as (None if never shown)."""
+        return self._names.get(identity) if identity is not None else None
+
     # --- messages ---------------------------------------------------------------------------
 
     def _label(self, identity: int | None, unknown: bool) -> str | None:
