@@ -65,6 +65,9 @@ def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, Annotation]:
             raise DatasetError(f"{where}: negative start {start_text}")
         if duration <= 0:
             raise DatasetError(f"{where}: duration must be positive, got {duration_text}")
+        if not math.isfinite(start + duration):
+            raise DatasetError(f"{where}: start + duration ({start_text} + {duration_text}) "
+                               "is not a finite time")
         if speaker in ("<NA>", ""):
             raise DatasetError(f"{where}: missing speaker name")
         annotation = annotations.setdefault(uri, Annotation(uri=uri))
@@ -114,6 +117,8 @@ def load_uem(path: str | Path) -> dict[str, Timeline]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DatasetError(f"{path}: UEM file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from None
     return parse_uem(text, source=str(path))
 
 
