@@ -492,3 +492,11 @@ def test_start_server_process(tmp_path):
     assert proc.popen.returncode == 0
     assert code == 1000 and messages[0]["type"] == "Begin"
     assert any(m["type"] == "Turn" and m["end_of_turn"] for m in messages)
+
+
+def test_numpy_values_from_engines_are_sent_as_plain_json():
+    text = proto.dumps({"type": "Turn", "turn_order": np.int64(3), "end_of_turn": np.bool_(True),
+                        "end_of_turn_confidence": np.float32(0.5), "words": np.array([1, 2])})
+    assert json.loads(text) == {"type": "Turn", "turn_order": 3, "end_of_turn": True,
+                                "end_of_turn_confidence": 0.5, "words": [1, 2]}
+    assert '"turn_order":3,' in text  # an int, not 3.0

@@ -75,6 +75,22 @@ def _api_keys(args) -> tuple[str, ...] | None:
     return None
 
 
+def _accepts_recordings(engine: str) -> bool:
+    """Whether engine ``engine``'s factory function takes ``recordings`` (the oracle does;
+    an engine that only listens to the audio need not)."""
+    import importlib
+    import inspect
+
+    from diareval.server.engines import ENGINES
+    if engine not in ENGINES:
+        return False  # make_engine_factory reports the unknown name
+    module_name, function = ENGINES[engine].split(":")
+    parameters = inspect.signature(getattr(importlib.import_module(module_name),
+                                           function)).parameters
+    return "recordings" in parameters or any(p.kind is p.VAR_KEYWORD
+                                             for p in parameters.values())
+
+
 def build_server(args):
     """The :class:`LocalServer` the arguments describe (the dataset is loaded here)."""
     from diareval.server import FaultConfig, LocalServer
@@ -86,10 +102,10 @@ def build_server(args):
         raise ConfigError(f"--engine-options is not JSON: {exc}") from None
     if not isinstance(options, dict):
         raise ConfigError("--engine-options must be a JSON object")
-    if args.dataset is not None:
+    if args.dataset is not None and _accepts_recordings(args.engine):
         from diareval.datasets import load
         options.setdefault("recordings", load(args.dataset))
-    elif args.engine == "oracle":
+    elif args.engine == "oracle" and "recordings" not in options:
         raise ConfigError("the oracle engine needs --dataset (the recordings it replays)")
     factory = make_engine_factory(args.engine, **options)
     faults = FaultConfig(

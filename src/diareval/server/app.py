@@ -359,7 +359,8 @@ class LocalServer:
                        "Unauthorized Connection: Too many concurrent sessions")
             return
         try:
-            engine = self.engine_factory(params)
+            # In a worker thread: building an engine may load models; other sessions keep pace.
+            engine = await asyncio.to_thread(self.engine_factory, params)
         except EngineError as exc:
             self._fail(outbox, session, exc.code, str(exc))
             return

@@ -234,9 +234,22 @@ def error_message(code: int, text: str) -> dict:
     return {"type": "Error", "error_code": int(code), "error": text}
 
 
+def _json_default(value):
+    # Engines often compute with numpy; the SDK's models need plain ints/floats/bools.
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def dumps(message: dict) -> str:
-    """A server message as the JSON text of one frame."""
-    return json.dumps(message, separators=(",", ":"))
+    """A server message as the JSON text of one frame (numpy scalars become plain numbers)."""
+    return json.dumps(message, separators=(",", ":"), default=_json_default)
 
 
 def close_reason(text: str) -> str:
