@@ -46,8 +46,11 @@ def test_ami_without_audio_points_to_download(tmp_path):
 
 
 def test_ami_registry_and_bad_choices():
-    recordings = load("ami", root=shared_data("ami-setup"), subset="dev")
+    recordings = load("ami", root=shared_data("ami-setup"), subset="dev", download=False)
     assert len(recordings) == 18
+    # by name, AMI downloads on first use: without a terminal or yes=True it says how
+    with pytest.raises(DatasetError, match="not downloaded.*--yes"):
+        load("ami", root=shared_data("ami-setup"), subset="dev")
     with pytest.raises(DatasetError, match="train, dev, test"):
         load_ami(shared_data("ami-setup"), subset="tset")
     with pytest.raises(DatasetError, match="ihm"):
@@ -312,6 +315,16 @@ def test_server_ignoring_range_restarts_cleanly(mirror, tmp_path):
     assert dest.read_bytes() == (site / AUDIO.lstrip("/")).read_bytes()
 
 
+def test_load_by_name_downloads_on_first_use(mirror, tmp_path):
+    handler, site = mirror
+    recordings = load("ami", root=tmp_path, subset="test", yes=True)
+    assert [r.uri for r in recordings] == list(MEETINGS)
+    assert all(r.audio_path.exists() for r in recordings)
+    asked = []
+    again = load("ami", root=tmp_path, subset="test", confirm=asked.append)
+    assert len(again) == 2 and not asked  # nothing missing: no question
+
+
 def test_words_download_sdm_and_ask(mirror, tmp_path):
     handler, site = mirror
     asked = []
@@ -331,3 +344,32 @@ def test_words_download_sdm_and_ask(mirror, tmp_path):
 def handler_url(handler, path: str) -> str:
     import os
     return os.environ["DIAREVAL_AMI_MIRROR"].rsplit("/corpus", 1)[0] + path
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_download_then_list(mirror, tmp_path, capsys):
+    from diareval.cli import main
+
+    handler, site = mirror
+    assert main(["datasets", "download", "ami", "--subset", "test", "--root", str(tmp_path),
+                 "--words", "--yes"]) == 0
+    assert "ready in" in capsys.readouterr().out
+    assert all((tmp_path / "ami" / "amicorpus" / uri / "audio" / f"{uri}.Mix-Headset.wav")
+               .exists() for uri in MEETINGS)
+    assert main(["datasets", "--root", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "ihm audio 2/2, sdm audio 0/2, words" in listing
+    assert "not downloaded" in listing  # train and dev
+    assert "synthetic" in listing and "<folder>" in listing
+
+
+def test_cli_error_is_one_line(tmp_path, capsys, monkeypatch):
+    from diareval.cli import main
+
+    monkeypatch.setenv("DIAREVAL_AMI_SETUP_URL", "http://127.0.0.1:9/nowhere")
+    monkeypatch.setattr(dl, "RETRY_DELAY", 0.0)
+    assert main(["datasets", "download", "ami", "--root", str(tmp_path), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("diareval: error:") and "test.meetings.txt" in err

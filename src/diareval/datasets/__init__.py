@@ -40,9 +40,9 @@ __all__ = ["SAMPLE_RATE", "Recording", "ReferenceWord", "load", "load_audio", "l
            "REGISTRY", "DatasetError"]
 
 # Corpora (each module keeps its download_* + load_* pair).
-from diareval.datasets.ami import download_ami, load_ami  # noqa: E402
+from diareval.datasets.ami import download_ami, load_ami, load_ami_on_first_use  # noqa: E402
 
-register("ami", load_ami)
+register("ami", load_ami_on_first_use)
 __all__ += ["download_ami", "load_ami"]
 from diareval.datasets.noise import add_noise, load_noisy, noise_sweep  # noqa: E402
 from diareval.datasets.synthetic import ConversationSpec, load_synthetic  # noqa: E402

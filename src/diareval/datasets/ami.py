@@ -138,16 +138,29 @@ class AMIRecording(Recording):
 
 def load_ami(root: str | Path | None = None, subset: str = "test", mic: str = "ihm",
              words: bool | None = None, uris: list[str] | None = None,
-             download: bool = False, yes: bool = False,
+             download: bool | None = False, yes: bool = False,
              confirm: Callable[[str], bool] | None = None) -> list[Recording]:
     """Load an AMI subset as :class:`Recording` objects (audio may be absent).
 
     ``words``: None loads reference words when the manual annotations are present, True
     requires them, False skips them. ``uris`` restricts to some meetings. With
     ``download=True`` missing files are fetched first (:func:`ensure_ami`; a multi-GB
-    download asks ``confirm`` unless ``yes``).
+    download asks ``confirm`` unless ``yes``). ``download=None`` (what ``load("ami")``
+    uses) downloads on first use: when audio is missing it asks on a terminal (or goes
+    ahead with ``yes``), and otherwise raises a DatasetError naming the download command.
     """
     subset, mic = _subset(subset), _mic(mic)
+    if download is None:
+        complete = (ami_dir(root) / "lists" / f"{subset}.meetings.txt").exists() and \
+            not missing_audio(root, subset, mic)
+        interactive = confirm is not None or (sys.stdin is not None and sys.stdin.isatty())
+        if not complete:
+            if not (yes or interactive):
+                raise DatasetError(
+                    f"AMI {subset} ({MICS[mic]}) is not downloaded in {ami_dir(root)}; run `"
+                    + DOWNLOAD_HINT.format(subset=subset, mic=mic) + "` (add --yes to skip "
+                    "the question), or load it with download=True, yes=True")
+            download = True
     if download:
         ensure_ami(root, subset=subset, mic=mic, words=bool(words), yes=yes, confirm=confirm)
     base = ami_dir(root)
@@ -429,6 +442,12 @@ def ensure_ami(root: str | Path | None = None, subset: str = "test", mic: str = 
     elif words:
         download_ami_annotations(base, base_url=urls.get("base_url"), progress=progress)
     return base
+
+
+def load_ami_on_first_use(**options) -> list[Recording]:
+    """``load("ami", ...)``: :func:`load_ami` that downloads on first use (``download=None``)."""
+    options.setdefault("download", None)
+    return load_ami(**options)
 
 
 def _ask_terminal(message: str) -> bool:
