@@ -402,3 +402,22 @@ def test_oracle_on_ami_excerpts_reproduces_the_reference(ami_excerpts):
             assert speech.covers(Timeline([Segment(w["start"] / 1000 + 1e-3,
                                                    w["end"] / 1000 - 1e-3)]))
     assert len(label_to_speaker) == len(recording.speakers)
+
+
+def test_audio_prefix_equals_the_start_of_load_audio(tmp_path, recordings):
+    from diareval.server.engines.oracle import audio_prefix
+    import soundfile as sf
+    for recording in recordings[:1]:
+        assert np.array_equal(audio_prefix(recording, 2.0), recording.load_audio()[:32000])
+    # A file at another rate goes through load_audio (resampled), then is cut.
+    path = tmp_path / "r8k.wav"
+    sf.write(path, np.random.default_rng(1).normal(0, 0.1, 8000 * 3), 8000, subtype="PCM_16")
+    other = Recording(uri="r8k", audio_path=path, reference=Annotation(uri="r8k"),
+                      uem=Timeline([Segment(0, 3)]))
+    assert np.array_equal(audio_prefix(other, 1.0), other.load_audio()[:16000])
+
+
+def test_audio_prefix_on_ami(ami_excerpts):
+    from diareval.server.engines.oracle import audio_prefix
+    recording = load_folder(ami_excerpts)[0]
+    assert np.array_equal(audio_prefix(recording, 10.0), recording.load_audio()[:160000])

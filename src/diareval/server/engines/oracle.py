@@ -39,7 +39,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 
+from diareval.datasets.audio import float_to_int16
 from diareval.datasets.recording import Recording
 from diareval.errors import ConfigError
 from diareval.server.engines.base import Engine, EngineError, SessionParams
@@ -339,6 +341,34 @@ def _letters(index: int) -> str:
     return name
 
 
+def _reads_file_plainly(recording: Recording) -> bool:
+    """True when ``recording.load_audio()`` is the plain file read (so a partial read of a
+    16 kHz file gives exactly its first samples)."""
+    if type(recording) is Recording:
+        return True
+    try:
+        from diareval.datasets.ami import AMIRecording
+    except ImportError:  # pragma: no cover - the AMI module is part of the package
+        return False
+    return type(recording) is AMIRecording
+
+
+def audio_prefix(recording: Recording, seconds: float) -> np.ndarray:
+    """The first ``seconds`` of ``recording.load_audio()``, reading only that much of a 16 kHz
+    file when the recording's audio is the plain file (hour-long meetings load fast)."""
+    limit = int(round(seconds * SAMPLE_RATE))
+    if _reads_file_plainly(recording):
+        try:
+            info = sf.info(str(recording.audio_path))
+        except Exception:  # unreadable here: let load_audio raise its clear error
+            info = None
+        if info is not None and info.samplerate == SAMPLE_RATE:
+            data, _ = sf.read(str(recording.audio_path), frames=limit, dtype="float32",
+                              always_2d=True)
+            return float_to_int16(data.mean(axis=1))
+    return recording.load_audio()[:limit]
+
+
 class OracleFactory:
     """Builds one :class:`OracleEngine` per session; holds the catalog's audio prefixes."""
 
@@ -347,8 +377,8 @@ class OracleFactory:
             raise ConfigError("the oracle needs at least one recording")
         self.recordings = list(recordings)
         self.config = config
-        limit = int(config.identify_seconds * SAMPLE_RATE)
-        self.prefixes = [recording.load_audio()[:limit] for recording in self.recordings]
+        self.prefixes = [audio_prefix(recording, config.identify_seconds)
+                         for recording in self.recordings]
         self._plans: dict[int, list[PlannedTurn]] = {}
 
     def plan(self, index: int) -> list[PlannedTurn]:
