@@ -324,11 +324,37 @@ def generate_conversation(spec: ConversationSpec, index: int = 0,
     uri = uri or f"synthetic-s{spec.seed}-{index:02d}"
     speakers = [f"spk{k}" for k in range(n)]
     settings = _voice_settings(spec, rng, n)
+    clips: dict[tuple[int, str], _Clip] = {}
+    with Espeak() as tts:
+        def make_turn(k: int, n_words: int):
+            text = _turn_text(rng, n_words)
+            if (k, text) not in clips:  # each distinct phrase once per voice
+                s = settings[k]
+                clips[(k, text)] = _make_clip(
+                    tts.synthesize(text, s["voice"], rate=s["rate"], pitch=s["pitch"]),
+                    text, s["level"], spec.merge_gap)
+            return clips[(k, text)], text, n_words
+
+        conversation = schedule_conversation(spec, rng, uri, speakers, make_turn,
+                                             noise_seed=spec.seed * 1000 + index)
+    conversation.voices = {speakers[k]: settings[k]["voice"] for k in range(n)}
+    return conversation
+
+
+def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri: str,
+                          speakers: list[str], make_turn,
+                          noise_seed: int = 0) -> GeneratedConversation:
+    """Place turns one after another with the spec's turn-taking statistics and mix them.
+
+    ``make_turn(speaker_index, n_words) -> (clip, text, n_words)`` supplies the audio of a
+    turn (synthesised, or cut from real recordings). Pauses, overlaps and turn lengths
+    follow ``spec``; the session is ``spec.minutes`` long (trailing silence after the last
+    turn that fits)."""
+    n = len(speakers)
     total = int(round(spec.minutes * 60 * SAMPLE_RATE))
     tracks = np.zeros(total, dtype=np.float32)
     draw_length, draw_pause, draw_overlap = (_Stratified(rng), _Stratified(rng),
                                              _Stratified(rng))
-    clips: dict[tuple[int, str], _Clip] = {}
     turns: list[Turn] = []
     words: list[ReferenceWord] = []
     reference = Annotation(uri=uri)
@@ -336,76 +362,65 @@ def generate_conversation(spec: ConversationSpec, index: int = 0,
     cursor = int(0.5 * SAMPLE_RATE)  # end of the conversation so far (max end of turns)
     previous = None                  # (speaker index, start, end) of the previous turn
     overlap_debt = 0.0
-    with Espeak() as tts:
-        while True:
-            # 1. what is said: back-channel (1 or 2 words) or a longer turn
-            u = draw_length()
-            if u < spec.backchannel_rate:
-                n_words = 1 if u < spec.backchannel_rate / 2 else 2
-            else:
-                v = (u - spec.backchannel_rate) / max(1.0 - spec.backchannel_rate, 1e-9)
-                n_words = _geometric_words(v, spec.mean_words, spec.max_words)
-            text = _turn_text(rng, n_words)
-            # 2. when: overlap quota, else a pause after the conversation so far
-            want_overlap = previous is not None and spec.overlap_rate > 0 and \
-                overlap_debt + spec.overlap_rate >= 0.5
-            overlap_s = spec.overlap_mean * (0.5 + draw_overlap())
-            pause_s = spec.pause_min + (spec.pause_mean - spec.pause_min) * \
-                -math.log1p(-min(draw_pause(), 1 - 1e-9))
-            # 3. who: anyone but the previous speaker (free at the start time if overlapping)
-            candidates = [k for k in range(n) if previous is None or k != previous[0] or n == 1]
-            k = candidates[int(rng.integers(len(candidates)))]
-            key = (k, text)
-            if key not in clips:
-                s = settings[k]
-                clips[key] = _make_clip(tts.synthesize(text, s["voice"], rate=s["rate"],
-                                                       pitch=s["pitch"]),
-                                        text, s["level"], spec.merge_gap)
-            clip = clips[key]
-            length = len(clip.samples)
-            start = None
-            if want_overlap:
-                prev_len = previous[2] - previous[1]
-                o = int(overlap_s * SAMPLE_RATE)
-                candidate = previous[2] - o
-                gap = int(0.1 * SAMPLE_RATE)
-                if (o <= 0.8 * min(prev_len, length) and candidate >= busy_until[k] + gap
-                        and candidate >= previous[1]):
-                    start = candidate
-            if start is None:
-                start = cursor + int(pause_s * SAMPLE_RATE)
-                start = max(start, busy_until[k] + int(0.1 * SAMPLE_RATE))
-            end = start + length
-            if end > total:
-                break
-            overlap = max(0, (previous[2] - start)) / SAMPLE_RATE if previous else 0.0
-            if previous is not None and spec.overlap_rate > 0:
-                overlap_debt += spec.overlap_rate - (1.0 if overlap > 0 else 0.0)
-            tracks[start:end] += clip.samples
-            speaker = speakers[k]
-            for a, b in clip.regions:
-                reference[Segment((start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE),
-                          f"t{len(turns)}.{a}"] = speaker
-            for a, b, token in clip.words:
-                words.append(ReferenceWord(speaker, round((start + a) / SAMPLE_RATE, 4),
-                                           round((start + b) / SAMPLE_RATE, 4), token))
-            turns.append(Turn(speaker, start / SAMPLE_RATE, end / SAMPLE_RATE, text, n_words,
-                              overlap))
-            busy_until[k] = end
-            cursor = max(cursor, end)
-            previous = (k, start, end)
+    gap = int(0.1 * SAMPLE_RATE)     # a speaker never starts within 0.1 s of their last turn
+    while True:
+        # 1. what is said: back-channel (1 or 2 words) or a longer turn
+        u = draw_length()
+        if u < spec.backchannel_rate:
+            n_words = 1 if u < spec.backchannel_rate / 2 else 2
+        else:
+            v = (u - spec.backchannel_rate) / max(1.0 - spec.backchannel_rate, 1e-9)
+            n_words = _geometric_words(v, spec.mean_words, spec.max_words)
+        # 2. when: overlap by quota (error diffusion), else a pause after the conversation
+        want_overlap = previous is not None and spec.overlap_rate > 0 and \
+            overlap_debt + spec.overlap_rate >= 0.5
+        overlap_s = spec.overlap_mean * (0.5 + draw_overlap())
+        pause_s = spec.pause_min + (spec.pause_mean - spec.pause_min) * \
+            -math.log1p(-min(draw_pause(), 1 - 1e-9))
+        # 3. who: anyone but the previous speaker
+        candidates = [k for k in range(n) if previous is None or k != previous[0] or n == 1]
+        k = candidates[int(rng.integers(len(candidates)))]
+        clip, text, n_words = make_turn(k, n_words)
+        length = len(clip.samples)
+        start = None
+        if want_overlap:
+            o = int(overlap_s * SAMPLE_RATE)
+            candidate = previous[2] - o
+            if (o <= 0.8 * min(previous[2] - previous[1], length)
+                    and candidate >= busy_until[k] + gap and candidate >= previous[1]):
+                start = candidate
+        if start is None:
+            start = max(cursor + int(pause_s * SAMPLE_RATE), busy_until[k] + gap)
+        end = start + length
+        if end > total:
+            break
+        overlap = max(0, (previous[2] - start)) / SAMPLE_RATE if previous else 0.0
+        if previous is not None and spec.overlap_rate > 0:
+            overlap_debt += spec.overlap_rate - (1.0 if overlap > 0 else 0.0)
+        tracks[start:end] += clip.samples
+        speaker = speakers[k]
+        for a, b in clip.regions:
+            reference[Segment((start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE),
+                      f"t{len(turns)}.{a}"] = speaker
+        for a, b, token in clip.words:
+            words.append(ReferenceWord(speaker, round((start + a) / SAMPLE_RATE, 4),
+                                       round((start + b) / SAMPLE_RATE, 4), token))
+        turns.append(Turn(speaker, start / SAMPLE_RATE, end / SAMPLE_RATE, text, n_words,
+                          overlap))
+        busy_until[k] = end
+        cursor = max(cursor, end)
+        previous = (k, start, end)
     peak = float(np.abs(tracks).max()) if len(tracks) else 0.0
     if peak > 0.99:  # overlaps may add up: scale down rather than clip
         tracks *= 0.99 / peak
     audio = float_to_int16(tracks)
     if spec.noise is not None:
-        from diareval.datasets.noise import mix_at_snr, make_noise
+        from diareval.datasets.noise import make_noise, mix_at_snr
 
-        noise = make_noise(spec.noise, len(audio), seed=spec.seed * 1000 + index)
+        noise = make_noise(spec.noise, len(audio), seed=noise_seed)
         audio = mix_at_snr(audio, noise, spec.snr, speech=reference.get_timeline().support())
     words.sort(key=lambda w: (w.start, w.speaker))
-    return GeneratedConversation(uri, audio, reference, words, turns,
-                                 {speakers[k]: settings[k]["voice"] for k in range(n)})
+    return GeneratedConversation(uri, audio, reference, words, turns)
 
 
 # ---------------------------------------------------------------- dataset + cache
