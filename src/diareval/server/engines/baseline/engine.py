@@ -63,6 +63,8 @@ class BaselineConfig:
     min_embedding_seconds: float = 0.3
     speaker_threshold: float = 0.5  # local activity above this counts as speaking
     # labels
+    snap_words: bool = True  # stretch word extents over the VAD speech around them
+    max_snap: float = 0.6  # s, at most, per word side
     unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
     revise: bool = True  # SpeakerRevision at the end of the stream
 
@@ -168,6 +170,7 @@ class BaselineEngine(Engine):
         # speaker-activity grid (cells of GRID s): weighted sums and weights
         self.act = np.zeros((0, MAX_GLOBAL), dtype=np.float32)
         self.weight = np.zeros(0, dtype=np.float32)
+        self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
         self.windows: list[tuple] = []  # (first cell, local activity on grid, weights, embeddings, valid)
         self.letters: dict[int, str] = {}
         self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
@@ -304,7 +307,9 @@ class BaselineEngine(Engine):
         end = min(end, self.received)
         if words is None or decoded_to is None:
             words = self._decode(turn.start, end)
-        words = [w for w in words if w[1] < end / SAMPLE_RATE]
+        words = [w for w in words if w[1] < end / SAMPLE_RATE and _plain(w[0]).strip("'")]
+        if self.config.snap_words:
+            words = self._snap(words)
         if not words and not turn.partials_sent:
             return []  # nothing recognised and nothing announced: no turn
         self.next_order = turn.order + 1
@@ -330,6 +335,47 @@ class BaselineEngine(Engine):
         self.final_turns[turn.order] = messages[-1]
         self.turn_words[turn.order] = [(w[1], w[2]) for w in words]
         return messages
+
+    def _speech_mask(self, start: float, end: float) -> np.ndarray:
+        """Speech (bool) per GRID cell of [start, end): silero VAD or segmentation activity."""
+        c0, c1 = max(0, int(round(start / GRID))), max(0, int(round(end / GRID)))
+        if c1 <= c0:
+            return np.zeros(0, dtype=bool)
+        times = (np.arange(c0, c1) + 0.5) * GRID
+        frames = (times * SAMPLE_RATE / VAD_FRAME).astype(int)
+        probs = np.asarray(self.vad_probs, dtype=np.float32)
+        vad = np.zeros(len(frames), dtype=bool)
+        ok = frames < len(probs)
+        vad[ok] = probs[frames[ok]] >= self.config.vad_threshold
+        seg = np.zeros(len(frames), dtype=bool)
+        if self.diarize and len(self.weight):
+            cells = np.arange(c0, c1)
+            inside = cells < len(self.weight)
+            w = self.weight[cells[inside]]
+            seg[inside] = (w > 0) & (self.speech[cells[inside]] >= self.config.speaker_threshold * np.maximum(w, 1e-9))
+        return vad | seg
+
+    def _snap(self, words: list[tuple]) -> list[tuple]:
+        """Word extents from Whisper's alignment are often too short (even zero): stretch
+        each word over the contiguous speech (VAD or segmentation) next to it, up to its
+        neighbours and at most ``max_snap`` s per side."""
+        limit = self.config.max_snap
+        out = []
+        for i, (text, start, end, prob) in enumerate(words):
+            lo = max(out[-1][2] if out else 0.0, start - limit)
+            hi = min(words[i + 1][1] if i + 1 < len(words) else self.received / SAMPLE_RATE,
+                     end + limit)
+            new_start, new_end = start, end
+            if start > lo:
+                before = self._speech_mask(lo, start)[::-1]
+                run = len(before) if before.all() else int(np.argmin(before))
+                new_start = max(lo, start - run * GRID)
+            if hi > end:
+                after = self._speech_mask(end, hi)
+                run = len(after) if after.all() else int(np.argmin(after))
+                new_end = min(hi, end + run * GRID)
+            out.append((text, new_start, max(new_end, new_start), prob))
+        return out
 
     def _word(self, w: tuple, final: bool, speaker, formatted: bool) -> dict:
         text, start, end, prob = w
@@ -435,12 +481,14 @@ class BaselineEngine(Engine):
         if cells > len(self.weight):
             grow = max(cells, 2 * len(self.weight), 500)
             self.act = np.vstack([self.act, np.zeros((grow - len(self.act), MAX_GLOBAL), np.float32)])
+            self.speech = np.concatenate([self.speech, np.zeros(grow - len(self.weight), np.float32)])
             self.weight = np.concatenate([self.weight, np.zeros(grow - len(self.weight), np.float32)])
 
     def _accumulate(self, c0: int, local: np.ndarray, weights: np.ndarray, mapping: dict) -> None:
         c1 = c0 + len(local)
         self._ensure_grid(c1)
         self.weight[c0:c1] += weights
+        self.speech[c0:c1] += weights * np.clip(local.sum(axis=1), 0.0, 1.0)
         for k, g in mapping.items():
             self.act[c0:c1, g] += weights * local[:, k]
 
@@ -486,6 +534,7 @@ class BaselineEngine(Engine):
             return []
         self.act[:] = 0
         self.weight[:] = 0
+        self.speech[:] = 0
         for c0, local, weights, embeddings, valid, activity in self.windows:
             mapping = self.clustering.assign(activity, embeddings, valid, update=False)
             self._accumulate(c0, local, weights, mapping)
