@@ -421,3 +421,35 @@ def test_audio_prefix_on_ami(ami_excerpts):
     from diareval.server.engines.oracle import audio_prefix
     recording = load_folder(ami_excerpts)[0]
     assert np.array_equal(audio_prefix(recording, 10.0), recording.load_audio()[:160000])
+
+
+def test_u3_pro_style_messages(recordings):
+    engine = make_engine_factory("oracle", recordings=recordings)(
+        SessionParams(speaker_labels=True, speech_model="u3-rt-pro", format_turns=False))
+    messages = [m for _, m in stream(engine, recordings[0].load_audio())]
+    turns = [m for m in messages if m["type"] == "Turn"]
+    final_turns = [m for m in turns if m["end_of_turn"]]
+    assert final_turns and all(m["turn_is_formatted"] for m in final_turns)
+    orders = [m["turn_order"] for m in final_turns]
+    assert orders == list(range(len(orders)))  # exactly one final per turn
+    # Pseudo-words leave no pauses inside a turn: no partials at all.
+    assert len(turns) == len(final_turns)
+    # A SpeechStarted precedes each turn's first message (not for turns only flushed at finish).
+    started = [i for i, m in enumerate(messages) if m["type"] == "SpeechStarted"]
+    assert len(started) >= len(final_turns) - 1
+    assert all(messages[i + 1]["type"] == "Turn" for i in started if i + 1 < len(messages))
+    assert all(isinstance(messages[i]["timestamp"], int) for i in started)
+
+
+def test_update_configuration_redraws_pending_delays(recordings):
+    factory = make_engine_factory("oracle", recordings=recordings, seed=6)
+    audio = recordings[1].load_audio()
+    engine = factory(LABELS)
+    engine.feed(audio[:16000])
+    before = [d.final_delay_ms for d in engine.decisions]
+    engine.update_configuration({"min_turn_silence": 2000, "max_turn_silence": 3000})
+    after = [d.final_delay_ms for d in engine.decisions]
+    pending = engine._cursor
+    assert after[:pending] == before[:pending]
+    assert all(2000 <= d <= 3000 for d in after[pending:])
+    assert engine.update_configuration({"vad_threshold": 0.3}) == []

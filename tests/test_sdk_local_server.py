@@ -128,3 +128,24 @@ def test_sdk_sees_speaker_revision(recordings):
     revised = {r.turn_order: r.speaker_label for r in events["revision"][0].revisions}
     finals = {t.turn_order: t.speaker_label for t in events["turn"] if t.end_of_turn}
     assert revised and all(finals[order] != label for order, label in revised.items())
+
+
+def test_sdk_parses_u3_pro_messages_and_formatted_turns(recordings):
+    factory = make_engine_factory("oracle", recordings=recordings, seed=1)
+    server = LocalServer(factory, api_keys=("test-key",), lookahead_seconds=None)
+    with server.running_in_thread():
+        u3 = _stream_with_sdk(server, recordings[0].load_audio(), sample_rate=16000,
+                              speech_model="u3-rt-pro", speaker_labels=True)
+        formatted = _stream_with_sdk(server, recordings[0].load_audio(), sample_rate=16000,
+                                     speech_model="universal-streaming-english",
+                                     speaker_labels=True, format_turns=True,
+                                     keyterms_prompt=["alpha", "beta"], min_turn_silence=300)
+    assert u3["error"] == [] and formatted["error"] == []
+    assert len(u3["termination"]) == len(formatted["termination"]) == 1
+    assert u3["turn"] and all(t.turn_is_formatted for t in u3["turn"] if t.end_of_turn)
+    sent = server.sessions[0].sent_messages
+    assert any(m["type"] == "SpeechStarted" for m in sent)
+    formatted_finals = [t for t in formatted["turn"] if t.end_of_turn and t.turn_is_formatted]
+    assert formatted_finals and all(t.transcript.endswith(".") for t in formatted_finals)
+    params = server.sessions[1].params
+    assert params.keyterms_prompt == ("alpha", "beta") and params.min_turn_silence == 300

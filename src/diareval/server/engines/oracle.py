@@ -20,7 +20,10 @@ of how the audio was chunked.
    (``end_of_turn`` true, ``turn_is_formatted`` false; plus a formatted copy with
    ``format_turns``) once the received audio reaches the last word's end plus a delay drawn
    per turn uniformly in [min_turn_silence, max_turn_silence]. ``finish()`` finalises every
-   remaining turn with the words that ended within the received audio.
+   remaining turn with the words that ended within the received audio. U3 Pro models
+   (``u3-*``, ``universal-3-*``): a ``SpeechStarted`` 100 ms into each turn, a partial only
+   where a pause of at least min_turn_silence follows a word, and one final Turn with
+   ``turn_is_formatted`` true (as the docs describe U3 Pro).
 4. **Labels** (``speaker_labels``). See :func:`assign_labels` and :func:`p_wrong`.
    Labels are "A", "B", ... in order of first appearance in the messages, never reference
    names; ``speaker_label`` on every Turn and ``speaker`` on every final word.
@@ -54,6 +57,7 @@ SAMPLES_PER_MS = SAMPLE_RATE // 1000
 WORD_COUNT_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"),
                       (11, 20, "11-20"), (21, math.inf, "21+"))
 UNKNOWN = "UNKNOWN"
+SPEECH_STARTED_AFTER_MS = 100  # U3 Pro: SpeechStarted this long into a turn's first word
 _N_DRAWS = 10  # uniform numbers drawn per turn (columns below)
 _U_WRONG, _U_TARGET, _U_NEW, _U_UNKNOWN, _U_DELAY, _U_CONF, _U_PARTIAL, _U_PARTIAL_TARGET, \
     _U_REVISION, _U_MERGE = range(_N_DRAWS)
@@ -424,6 +428,9 @@ class OracleEngine(Engine):
         self._last_due = 0  # samples: emitted events are due in non-decreasing order
         self._turn_order = 0
         self._turn_decision: list[TurnDecision] = []  # parallel to self.turns
+        self._u = np.zeros((0, _N_DRAWS))
+        self._speech_started = -1  # index of the last turn whose SpeechStarted went out (U3)
+        self.u3 = params.speech_model.startswith(("u3", "universal-3"))
         # (turn_order, index into self.turns, words) of every final emitted
         self._emitted: list[tuple[int, int, tuple[PlannedWord, ...]]] = []
 
@@ -458,7 +465,7 @@ class OracleEngine(Engine):
         self.recording = self.factory.recordings[index]
         self._buffer = []
         self.turns = list(self.factory.plan(index))
-        u = draws(self.config.seed, self.recording.uri, len(self.turns))
+        u = self._u = draws(self.config.seed, self.recording.uri, len(self.turns))
         self.decisions = assign_labels(self.turns, self.params, self.config, u)
         self._turn_decision = list(self.decisions)  # parallel to self.turns (splits share)
 
@@ -511,9 +518,12 @@ class OracleEngine(Engine):
         return message
 
     def _finals(self, index: int, words: Sequence[PlannedWord]) -> list[dict]:
-        messages = [self._turn(index, words, final=True)]
-        if self.params.format_turns:
-            messages.append(self._turn(index, words, final=True, formatted=True))
+        if self.u3:  # U3 Pro: one final, already formatted
+            messages = [self._turn(index, words, final=True, formatted=True)]
+        else:
+            messages = [self._turn(index, words, final=True)]
+            if self.params.format_turns:
+                messages.append(self._turn(index, words, final=True, formatted=True))
         self._emitted.append((self._turn_order, index, tuple(words)))
         self._turn_order += 1
         return messages
@@ -523,13 +533,24 @@ class OracleEngine(Engine):
         out: list[dict] = []
         while self._cursor < len(self.turns):
             turn = self.turns[self._cursor]
-            if self._shown < len(turn.words):
+            if self.u3 and self._speech_started < self._cursor:
+                first = turn.words[0]
+                at = min(first.start + SPEECH_STARTED_AFTER_MS, first.end)
+                due = max(at * SAMPLES_PER_MS, self._last_due)
+                if due > self.samples:
+                    break
+                self._last_due = due
+                self._speech_started = self._cursor
+                out.append({"type": "SpeechStarted", "timestamp": int(first.start),
+                            "confidence": 0.9})
+            elif self._shown < len(turn.words):
                 due = max(turn.words[self._shown].end * SAMPLES_PER_MS, self._last_due)
                 if due > self.samples:
                     break
                 self._shown += 1
                 self._last_due = due
-                out.append(self._turn(self._cursor, turn.words[:self._shown], final=False))
+                if not self.u3 or self._pause_after(turn, self._shown - 1):
+                    out.append(self._turn(self._cursor, turn.words[:self._shown], final=False))
             else:
                 delay = self._turn_decision[self._cursor].final_delay_ms
                 due = max((turn.end + delay) * SAMPLES_PER_MS, self._last_due)
@@ -540,6 +561,12 @@ class OracleEngine(Engine):
                 self._cursor += 1
                 self._shown = 0
         return out
+
+    def _pause_after(self, turn: PlannedTurn, i: int) -> bool:
+        """U3 Pro sends at most one partial per silence: after word ``i`` only when a pause of
+        at least min_turn_silence follows inside the turn."""
+        return i + 1 < len(turn.words) and \
+            turn.words[i + 1].start - turn.words[i].end >= self.params.effective_min_turn_silence
 
     # --- Engine interface ---------------------------------------------------------------------
 
@@ -552,6 +579,31 @@ class OracleEngine(Engine):
             if self.recording is None:
                 return []
         return self._advance()
+
+    def update_configuration(self, changes: dict) -> list[dict]:
+        """Apply min/max_turn_silence (and the other turn settings) from UpdateConfiguration:
+        turns not yet finalised get their finalisation delay redrawn from the same uniform
+        numbers within the new bounds. Other keys are ignored."""
+        update = {}
+        if "min_end_of_turn_silence_when_confident" in changes:
+            update["min_turn_silence"] = int(changes["min_end_of_turn_silence_when_confident"])
+        for key in ("min_turn_silence", "max_turn_silence"):
+            if changes.get(key) is not None:
+                update[key] = int(changes[key])
+        if changes.get("end_of_turn_confidence_threshold") is not None:
+            update["end_of_turn_confidence_threshold"] = \
+                float(changes["end_of_turn_confidence_threshold"])
+        if changes.get("format_turns") is not None:
+            update["format_turns"] = bool(changes["format_turns"])
+        if not update:
+            return []
+        self.params = replace(self.params, **update)
+        low = self.params.effective_min_turn_silence
+        high = max(low, self.params.effective_max_turn_silence)
+        for decision in self._turn_decision[self._cursor:]:
+            decision.final_delay_ms = int(round(low + self._u[decision.index, _U_DELAY]
+                                                * (high - low)))
+        return self._advance() if self.recording is not None else []
 
     def force_endpoint(self) -> list[dict]:
         """Finalise the turn in progress with the words shown so far; its remaining words
