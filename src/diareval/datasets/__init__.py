@@ -50,3 +50,7 @@ from diareval.datasets.synthetic import ConversationSpec, load_synthetic  # noqa
 register("synthetic", load_synthetic)
 register("noisy", load_noisy)
 __all__ += ["ConversationSpec", "load_synthetic", "add_noise", "load_noisy", "noise_sweep"]
+from diareval.datasets.mixtures import load_mixtures  # noqa: E402
+
+register("mixtures", load_mixtures)
+__all__ += ["load_mixtures"]
