@@ -413,7 +413,7 @@ def _run_json(plan: _Plan, host: str) -> dict:
         "audio_hours": round(sum(plan.durations.values()) / 3600, 6),
         "configurations": list(configs.values()),
         "backend": plan.backend,
-        "host": host,
+        "host": host or (previous or {}).get("host"),
         "engine": plan.engine if plan.backend == "local" else None,
         "engine_options": plan.engine_options if plan.backend == "local" else None,
         "speed": plan.speed,
@@ -551,6 +551,9 @@ class _Runner:
                         break
         except asyncio.CancelledError:
             if started_here:
+                if attempts and "outcome" not in attempts[-1]:
+                    attempts[-1].update(outcome="interrupted", error="cancelled",
+                                        ended_at=_now_iso())
                 status["status"] = "interrupted"
                 status["error"] = status.get("error") or "interrupted"
                 status["finished_at"] = _now_iso()
@@ -594,7 +597,7 @@ async def _progress(runner: _Runner, total_sessions: int, total_audio: float, sk
     hours = total_audio / 3600
     bar = tqdm(total=round(hours, 6), unit="h", file=sys.stderr, dynamic_ncols=True,
                desc="audio", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4f}/{total:.4f} h"
-                                        " [{elapsed}<{remaining}] {postfix}")
+                                        " [{elapsed}<{remaining}{postfix}]")
     try:
         while True:
             bar.n = min(round(runner.audio_sent() / 3600, 6), bar.total)
@@ -647,7 +650,10 @@ async def _execute(plan: _Plan, todo, host: str, install_sigint: bool) -> RunRes
         len(plan.configs) * len(plan.recordings) - len(todo))) if plan.progress else None
     try:
         try:
-            await asyncio.gather(*tasks)
+            # asyncio.wait, not gather: cancelling this task must not cancel the sessions,
+            # which are stopped gracefully below (Terminate, Termination, close).
+            if tasks:
+                await asyncio.wait(tasks)
         except asyncio.CancelledError:
             # Cancelled from outside (or a second Ctrl-C): stop gracefully, briefly.
             runner.interrupted = True

@@ -1,0 +1,317 @@
+"""The runner: resume, interruption, concurrency, start limits, cost estimate, the key, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from diareval.cli import main as cli_main
+from diareval.errors import ConfigError, DatasetError
+from diareval.server import LocalServer
+from diareval.server.engines import make_engine_factory
+from diareval.stream import API_KEY_ENV, StartLimiter, run, run_async
+from diareval.stream.runner import resolve_backend
+from test_stream_support import files_under, make_dataset, read_status, received
+
+KEY = "test-key"
+QUIET = dict(progress=False, announce=lambda _: None)
+C_NONE = "universal-streaming-english__max-speakers-none"
+
+
+def _server(recordings, **options):
+    factory = make_engine_factory("oracle", recordings=recordings)
+    options.setdefault("lookahead_seconds", None)
+    options.setdefault("api_keys", (KEY,))
+    return LocalServer(factory, **options).running_in_thread()
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in files_under(root)}
+
+
+def test_resume_streams_only_what_is_not_complete(tmp_path):
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=2.0)
+    run_dir = tmp_path / "run"
+    with _server(recordings) as server:
+        options = dict(backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                       max_speakers="none,2", run_dir=run_dir, **QUIET)
+        first = run(recordings, **options)
+        assert first.ok and first.streamed == 4 and len(server.sessions) == 4
+        layout = sorted(str(p.relative_to(run_dir)) for p in files_under(run_dir))
+        assert layout == ["run.json"] + sorted(
+            f"sessions/{config}/{uri}.{ext}"
+            for config in (C_NONE, "universal-streaming-english__max-speakers-2")
+            for uri in ("rec0", "rec1") for ext in ("json", "jsonl"))
+        before = _snapshot(run_dir / "sessions")
+        # the same run again without --resume: refused, nothing touched
+        with pytest.raises(ConfigError, match="already holds a run: pass --resume"):
+            run(recordings, **options)
+        again = run(recordings, resume=True, **options)
+        assert again.ok and again.streamed == 0 and again.skipped == 4
+        assert len(server.sessions) == 4  # nothing streamed
+        assert _snapshot(run_dir / "sessions") == before
+        # a session that is not complete is streamed again on resume, and only that one
+        status_path = run_dir / "sessions" / C_NONE / "rec1.json"
+        status = read_status(status_path)
+        status["status"] = "failed"
+        status_path.write_text(json.dumps(status))
+        third = run(recordings, resume=True, **options)
+        assert third.ok and third.streamed == 1 and len(server.sessions) == 5
+    status = read_status(status_path)
+    assert [a["log"] for a in status["attempts"]] == ["rec1.attempt1.jsonl", "rec1.jsonl"]
+    assert (run_dir / "sessions" / C_NONE / "rec1.attempt1.jsonl").read_bytes() == \
+        before[f"{C_NONE}/rec1.jsonl"]
+    assert len(read_status(run_dir / "run.json")["invocations"]) == 3
+
+
+def _interrupted_checks(server, run_dir, n_open):
+    statuses = {p.stem: read_status(p) for p in (run_dir / "sessions" / C_NONE).glob("*.json")}
+    assert sorted(s["status"] for s in statuses.values()) == ["interrupted"] * n_open
+    accepted = [s for s in server.sessions if s.accepted]
+    assert len(accepted) == n_open
+    for session in accepted:
+        # every open session was told to Terminate, answered, and was closed normally
+        assert {"type": "Terminate"} in session.received_messages
+        assert session.sent_messages[-1]["type"] == "Termination"
+        assert session.close_code == 1000
+        assert 0 < session.audio_seconds < 3.0
+    for uri in statuses:
+        messages = received(run_dir / "sessions" / C_NONE / f"{uri}.jsonl")
+        assert messages[-1]["type"] == "Termination"
+
+
+def test_cancelling_a_run_terminates_every_open_session_and_resume_finishes(tmp_path):
+    recordings = make_dataset(tmp_path / "data", n=3, seconds=3.0)
+    run_dir = tmp_path / "run"
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        options = dict(backend="local", host=server.url, api_key=KEY, run_dir=run_dir,
+                       concurrency=2, **QUIET)
+
+        async def go():
+            task = asyncio.create_task(run_async(recordings, **options))
+            while sum(s.audio_seconds > 0.5 for s in server.sessions) < 2:
+                await asyncio.sleep(0.02)
+            task.cancel()
+            t = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return time.monotonic() - t
+
+        assert asyncio.run(go()) < 2.0
+        _interrupted_checks(server, run_dir, 2)
+        assert not (run_dir / "sessions" / C_NONE / "rec2.json").exists()  # never started
+        result = run(recordings, resume=True, **{**options, "speed": 1.0})
+        assert result.ok and result.streamed == 3 and result.skipped == 0
+    for uri in ("rec0", "rec1"):
+        status = read_status(run_dir / "sessions" / C_NONE / f"{uri}.json")
+        assert [a["outcome"] for a in status["attempts"]] == ["interrupted", "complete"]
+        assert [a["log"] for a in status["attempts"]] == [f"{uri}.attempt1.jsonl", f"{uri}.jsonl"]
+
+
+SIGINT_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_stream_support import make_dataset
+from diareval.server import LocalServer
+from diareval.server.engines import make_engine_factory
+from diareval.cli import main
+recordings = make_dataset(Path({data!r}), n=3, seconds=4.0)
+factory = make_engine_factory("oracle", recordings=recordings)
+with LocalServer(factory, api_keys=("sk-sigint",)).running_in_thread() as server:
+    os.environ["ASSEMBLYAI_API_KEY"] = "sk-sigint"
+    code = main(["run", "--dataset", {data!r}, "--backend", "assemblyai", "--host", server.url,
+                 "--yes", "--concurrency", "2", "--run-dir", {run_dir!r}, "--no-progress"])
+    report = [dict(accepted=s.accepted, terminate={{"type": "Terminate"}} in s.received_messages,
+                   last=s.sent_messages[-1] if s.sent else None, close=s.close_code)
+              for s in server.sessions]
+print("REPORT" + json.dumps(report))
+sys.exit(code)
+"""
+
+
+def test_ctrl_c_terminates_every_open_session(tmp_path):
+    run_dir = tmp_path / "run"
+    script = SIGINT_SCRIPT.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"),
+                                  run_dir=str(run_dir))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        logs = list((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
+        if len(logs) == 2 and all(b'"AudioChunk"' in p.read_bytes() for p in logs):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "terminating the open sessions" in err and "interrupted" in err
+    report = json.loads(out.split("REPORT", 1)[1])
+    assert len(report) == 2  # the third session never started
+    assert all(r["accepted"] and r["terminate"] and r["last"]["type"] == "Termination"
+               and r["close"] == 1000 for r in report)
+    statuses = [read_status(p) for p in (run_dir / "sessions" / C_NONE).glob("*.json")]
+    assert sorted(s["status"] for s in statuses) == ["interrupted", "interrupted"]
+    assert "sk-sigint" not in "".join(p.read_text() for p in files_under(run_dir))
+
+
+def test_concurrency_limits_open_sessions(tmp_path):
+    recordings = make_dataset(tmp_path / "data", n=5, seconds=2.0)
+    with _server(recordings) as server:
+        result = run(recordings, backend="local", host=server.url, api_key=KEY, speed=10.0,
+                     concurrency=2, run_dir=tmp_path / "run", **QUIET)
+    assert result.ok
+    events = sorted([(s.started, 1) for s in server.sessions] +
+                    [(s.ended, -1) for s in server.sessions])
+    open_now, most = 0, 0
+    for _, delta in events:
+        open_now += delta
+        most = max(most, open_now)
+    assert most == 2
+
+
+def test_start_limiter_caps_starts_in_any_window():
+    async def go():
+        limiter = StartLimiter(3, window=0.3)
+        stop = asyncio.Event()
+        times = []
+        for _ in range(7):
+            assert await limiter.acquire(stop)
+            times.append(time.monotonic())
+        stop.set()
+        assert not await limiter.acquire(stop)
+        return times
+
+    times = asyncio.run(go())
+    for i, t in enumerate(times):
+        assert sum(1 for u in times if t <= u < t + 0.3 - 1e-3) <= 3, (i, times)
+    assert times[-1] - times[0] >= 0.6 - 0.01
+
+
+def test_default_backend_and_start_limit(monkeypatch, tmp_path):
+    said = []
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    assert resolve_backend(None, said.append) == "local"
+    assert "ASSEMBLYAI_API_KEY is not set: using the local server" in said[-1]
+    monkeypatch.setenv(API_KEY_ENV, "sk-x")
+    assert resolve_backend(None, said.append) == "assemblyai"
+    with pytest.raises(ConfigError, match="--speed is for the local backend only"):
+        run(make_dataset(tmp_path / "d", n=1), backend="assemblyai", speed=2.0, **QUIET)
+    monkeypatch.delenv(API_KEY_ENV)
+    with pytest.raises(ConfigError, match="needs the API key in ASSEMBLYAI_API_KEY"):
+        run(make_dataset(tmp_path / "d", n=1), backend="assemblyai", **QUIET)
+
+
+def test_cost_estimate_is_shown_and_a_no_streams_nothing(tmp_path, monkeypatch):
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=3.0)
+    monkeypatch.setenv(API_KEY_ENV, KEY)
+    said, asked = [], []
+    with _server(recordings) as server:
+        with pytest.raises(ConfigError, match="cancelled: nothing was streamed"):
+            run(recordings, backend="assemblyai", host=server.url,
+                models=["u3-rt-pro", "universal-streaming-english"], run_dir=tmp_path / "run",
+                confirm=lambda q: asked.append(q) or False, progress=False,
+                announce=said.append)
+        # no terminal and no --yes: refused, not streamed
+        with pytest.raises(ConfigError, match="pass --yes"):
+            run(recordings, backend="assemblyai", host=server.url, run_dir=tmp_path / "run",
+                progress=False, announce=said.append)
+        assert server.sessions == []
+    assert not (tmp_path / "run").exists()
+    text = said[0]
+    assert "2 sessions, 0.002 h x $0.45/h" in text and "$0.15/h" in text
+    assert "Estimated cost: $0.00" in text and "4 sessions" in text and asked
+
+
+def test_the_api_key_is_in_no_file_the_run_wrote(tmp_path, monkeypatch):
+    secret = "sk-live-" + "7f3a9c2e5b1d" * 3
+    monkeypatch.setenv(API_KEY_ENV, secret)
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=1.0)
+    run_dir = tmp_path / "run"
+    with _server(recordings, api_keys=(secret,), lookahead_seconds=300.0) as server:
+        result = run(recordings, backend="assemblyai", host=server.url, yes=True,
+                     run_dir=run_dir, max_speakers="none,3", **QUIET)
+    assert result.ok and len(server.sessions) == 4
+    written = files_under(run_dir)
+    assert len(written) == 1 + 4 * 2
+    for path in written:
+        data = path.read_bytes()
+        assert secret.encode() not in data and b"7f3a9c2e5b1d" not in data, path
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["backend"] == "assemblyai" and run_json["max_starts_per_minute"] == 5
+    assert not {"api_key", "key", "token", "authorization"} & {k.lower() for k in run_json}
+    assert "authorization" not in json.dumps(run_json).lower()
+
+
+def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    data = tmp_path / "data"
+    make_dataset(data, n=1)
+    run_dir = tmp_path / "run"
+    with pytest.raises(DatasetError, match="unknown dataset 'no-such-set'"):
+        run("no-such-set", backend="local", run_dir=run_dir, **QUIET)
+    with pytest.raises(ConfigError, match="choose one of: u3-rt-pro, universal-streaming-english,"
+                                          " universal-streaming-multilingual"):
+        run(data, models=["nano"], backend="local", run_dir=run_dir, **QUIET)
+    cases = [
+        (["--dataset", "no-such-set"], "unknown dataset 'no-such-set': not a folder, and not one of"),
+        (["--dataset", str(data), "--model", "nano"],
+         "unknown model 'nano'; choose one of: u3-rt-pro, universal-streaming-english, "
+         "universal-streaming-multilingual"),
+        (["--dataset", str(data), "--max-speakers", "none,11"], "out of range 1..10"),
+        (["--dataset", str(data), "--engine", "magic"], "unknown engine 'magic'; choose one of"),
+        (["--dataset", str(data), "--chunk-ms", "20"], "outside the 50..1000 ms"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        code = cli_main(["run", "--backend", "local", "--run-dir", str(run_dir), *args])
+        err = capsys.readouterr().err
+        assert code == 2, args
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("diareval: error: ") and message in err, err
+        assert not run_dir.exists()
+
+
+def test_cli_and_api_write_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, KEY)
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=1.0)
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        code = cli_main(["run", "--dataset", str(tmp_path / "data"), "--backend", "assemblyai",
+                         "--host", server.url, "--model", "u3-rt-pro", "--model",
+                         "universal-streaming-multilingual", "--max-speakers", "none,2",
+                         "--param", "format_turns=true", "--yes", "--no-progress",
+                         "--max-starts-per-minute", "600",
+                         "--run-dir", str(tmp_path / "cli")])
+        assert code == 0
+        result = run(str(tmp_path / "data"), backend="assemblyai", host=server.url,
+                     models=["u3-rt-pro", "universal-streaming-multilingual"],
+                     max_speakers=[None, 2], params={"format_turns": True}, yes=True,
+                     max_starts_per_minute=600,
+                     run_dir=tmp_path / "api", **QUIET)
+        assert result.ok
+        queries = [s.query for s in server.sessions]
+    cli_run = json.loads((tmp_path / "cli/run.json").read_text())
+    api_run = json.loads((tmp_path / "api/run.json").read_text())
+    for key in ("dataset", "uris", "configurations", "backend", "host", "speed", "chunk_seconds",
+                "concurrency", "max_starts_per_minute", "seed"):
+        assert cli_run[key] == api_run[key], key
+    names = [c["name"] for c in cli_run["configurations"]]
+    assert names == ["u3-rt-pro__max-speakers-none__format-turns-true",
+                     "u3-rt-pro__max-speakers-2__format-turns-true",
+                     "universal-streaming-multilingual__max-speakers-none__format-turns-true",
+                     "universal-streaming-multilingual__max-speakers-2__format-turns-true"]
+    assert [p.relative_to(tmp_path / "cli") for p in files_under(tmp_path / "cli")] == \
+        [p.relative_to(tmp_path / "api") for p in files_under(tmp_path / "api")]
+    assert len(queries) == 16 and all(q["format_turns"] == "True" for q in queries)
+    assert sorted(str(q.get("max_speakers")) for q in queries[:8]) == ["2"] * 4 + ["None"] * 4
