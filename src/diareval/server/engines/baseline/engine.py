@@ -316,6 +316,9 @@ class BaselineEngine(Engine):
         speakers = self._word_speakers(words) if self.diarize else None
         label = self._turn_speaker(words, speakers) if self.diarize else None
         span = (words[-1][2] - words[0][1]) if words else 0.0
+        if self.diarize and label is None and words and span >= self.config.unknown_below:
+            label = self._turn_embedding_speaker(words)
+            speakers = [label] * len(words)
         unknown = self.diarize and (label is None or span < self.config.unknown_below)
         messages = []
         variants = [False, True] if self.params.format_turns else [False]
@@ -519,6 +522,18 @@ class BaselineEngine(Engine):
                 j = min(known, key=lambda j: abs(j - i))
                 speakers[i] = speakers[j]
         return speakers
+
+    def _turn_embedding_speaker(self, words: list[tuple]):
+        """No window saw a speaker over this turn: embed the turn itself (its last 3 s)
+        and take the closest global speaker, or start one."""
+        audio = self._audio(int(words[0][1] * SAMPLE_RATE), int(words[-1][2] * SAMPLE_RATE))
+        audio = audio[-3 * SAMPLE_RATE:]
+        if len(audio) < self.config.min_embedding_seconds * SAMPLE_RATE:
+            return None
+        embedding = self.models.embedding(audio)
+        activity = np.ones((10, 1), dtype=np.float32)
+        mapping = self.clustering.assign(activity, embedding[None], np.array([True]))
+        return mapping.get(0)
 
     @staticmethod
     def _turn_speaker(words: list[tuple], speakers: list):

@@ -1,0 +1,198 @@
+"""The baseline engine (issue 5): streamed chunk by chunk through the Engine interface.
+
+Tests that load models are marked ``baseline`` and share one factory (models load once);
+the clustering and option tests need no models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diareval.errors import ConfigError
+from diareval.server.engines.base import SessionParams
+from diareval.server.engines.baseline.clustering import ClusteringConfig, OnlineSpeakerClustering
+
+CHUNK = 800  # 50 ms at 16 kHz
+
+
+def _run(engine, audio: np.ndarray) -> list[dict]:
+    messages = []
+    for i in range(0, len(audio), CHUNK):
+        messages += engine.feed(audio[i:i + CHUNK])
+    messages += engine.finish()
+    return messages
+
+
+def _finals(messages):
+    finals = {}
+    for m in messages:
+        if m["type"] == "Turn" and m["end_of_turn"]:
+            finals[m["turn_order"]] = m
+    return [finals[k] for k in sorted(finals)]
+
+
+def _labels_in_order(messages):
+    """Every speaker letter in the order it first appears (turn label, then word speakers)."""
+    seen = []
+    for m in messages:
+        items = []
+        if m["type"] == "Turn":
+            items = [m.get("speaker_label")] + [w.get("speaker") for w in m["words"]]
+        elif m["type"] == "SpeakerRevision":
+            for r in m["revisions"]:
+                items += [r.get("speaker_label")] + [w.get("speaker") for w in r["words"]]
+        for label in items:
+            if label and label != "UNKNOWN" and label not in seen:
+                seen.append(label)
+    return seen
+
+
+# ---------------------------------------------------------------- no models needed
+
+
+def test_clustering_creates_speakers_and_honours_the_cap():
+    rng = np.random.default_rng(0)
+    voices = np.eye(4, 8) * 3 + rng.normal(0, 0.1, (4, 8))
+    clustering = OnlineSpeakerClustering(ClusteringConfig(max_speakers=2))
+    activity = np.ones((50, 3)) * 0.9
+    seen = set()
+    for step in range(8):
+        ids = [(step + k) % 4 for k in range(3)]
+        embeddings = voices[ids] + rng.normal(0, 0.05, (3, 8))
+        mapping = clustering.assign(activity, embeddings, np.ones(3, bool))
+        assert set(mapping) == {0, 1, 2}  # every active local speaker gets a global one
+        seen |= set(mapping.values())
+    assert clustering.num_speakers == 2 and seen == {0, 1}
+
+
+def test_clustering_keeps_a_known_voice():
+    clustering = OnlineSpeakerClustering(ClusteringConfig(max_speakers=10))
+    a, b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    activity = np.array([[0.9, 0.0, 0.0]] * 10 + [[0.0, 0.9, 0.0]] * 10)
+    first = clustering.assign(activity, np.stack([a, b, a]), np.array([True, True, False]))
+    second = clustering.assign(activity, np.stack([b, a, a]), np.array([True, True, False]))
+    assert first == {0: 0, 1: 1} and second == {0: 1, 1: 0}
+    assert clustering.num_speakers == 2
+
+
+def test_unknown_option_is_a_config_error():
+    from diareval.server.engines.baseline.engine import BaselineConfig
+
+    with pytest.raises(ConfigError, match="unknown baseline option"):
+        BaselineConfig.from_options({"windw": 5})
+    assert BaselineConfig.from_options({"step": "1.0", "revise": "false"}).revise is False
+
+
+def test_missing_dependency_names_the_install_command(monkeypatch):
+    from diareval.server.engines.baseline import _deps
+
+    def fail(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_deps.importlib, "import_module", fail)
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[baseline\]"'):
+        _deps.require("faster_whisper", "faster-whisper")
+
+
+# ---------------------------------------------------------------- with models
+
+
+@pytest.fixture(scope="module")
+def factory():
+    pytest.importorskip("torch")
+    pytest.importorskip("faster_whisper")
+    from diareval.server.engines import make_engine_factory
+
+    return make_engine_factory("baseline")
+
+
+@pytest.fixture(scope="module")
+def trn08(ami_excerpts_module):
+    from diareval.datasets import load_folder
+
+    return load_folder(ami_excerpts_module, uris=["trn08"])[0]
+
+
+@pytest.fixture(scope="module")
+def ami_excerpts_module():
+    from conftest import shared_data
+
+    return shared_data("ami-excerpts")
+
+
+@pytest.fixture(scope="module")
+def trn08_messages(factory, trn08):
+    return _run(factory(SessionParams(speaker_labels=True)), trn08.load_audio())
+
+
+@pytest.mark.baseline
+def test_turns_words_and_labels_in_order_of_appearance(trn08_messages):
+    finals = _finals(trn08_messages)
+    assert len(finals) >= 3
+    labels = _labels_in_order(trn08_messages)
+    assert len(labels) >= 2
+    assert labels == [chr(ord("A") + i) for i in range(len(labels))]
+    orders = [m["turn_order"] for m in trn08_messages if m["type"] == "Turn"]
+    assert orders == sorted(orders) and orders[0] == 0
+    for turn in finals:
+        assert turn["words"] and all(w["word_is_final"] for w in turn["words"])
+        for w in turn["words"]:
+            assert isinstance(w["start"], int) and isinstance(w["end"], int) and w["start"] <= w["end"]
+            assert w["speaker"] in labels + ["UNKNOWN"]
+
+
+@pytest.mark.baseline
+def test_short_turns_are_unknown_and_longer_ones_labelled(trn08_messages):
+    # The rule: a final turn with under 1 s of speech (first word start to last word end)
+    # is "UNKNOWN", every word too; a longer one gets a letter.
+    finals = _finals(trn08_messages)
+    for turn in finals:
+        span = turn["words"][-1]["end"] - turn["words"][0]["start"]
+        if span < 1000:
+            assert turn["speaker_label"] == "UNKNOWN"
+            assert {w["speaker"] for w in turn["words"]} == {"UNKNOWN"}
+        else:
+            assert turn["speaker_label"] in "ABCDEFGHIJ"
+    assert any(len(t["words"]) == 1 for t in finals)  # trn08 has one-word turns ("right")
+
+
+@pytest.mark.baseline
+def test_max_speakers_2_never_yields_a_third_label(factory, trn08):
+    assert len(trn08.speakers) == 4
+    messages = _run(factory(SessionParams(speaker_labels=True, max_speakers=2)), trn08.load_audio())
+    assert set(_labels_in_order(messages)) <= {"A", "B"}
+    assert _finals(messages)
+
+
+@pytest.mark.baseline
+def test_silence_only_audio_yields_no_turns(factory):
+    rng = np.random.default_rng(1)
+    silence = np.zeros(16000 * 6, dtype=np.int16)
+    hiss = (rng.normal(0, 30, 16000 * 6)).astype(np.int16)  # about -60 dBFS noise
+    for audio in (silence, hiss):
+        messages = _run(factory(SessionParams(speaker_labels=True)), audio)
+        assert [m for m in messages if m["type"] == "Turn"] == []
+
+
+@pytest.mark.baseline
+def test_force_endpoint_finalises_the_turn_now(factory, trn08):
+    audio = trn08.load_audio()[int(11.9 * 16000):int(15.0 * 16000)]  # mid-sentence
+    engine = factory(SessionParams(speaker_labels=True))
+    messages = []
+    for i in range(0, len(audio), CHUNK):
+        messages += engine.feed(audio[i:i + CHUNK])
+    forced = engine.force_endpoint()
+    assert len(forced) == 1 and forced[0]["end_of_turn"] and forced[0]["words"]
+    assert engine.force_endpoint() == []
+    assert [m for m in engine.finish() if m["type"] == "Turn"] == []
+
+
+@pytest.mark.baseline
+def test_without_speaker_labels_no_speaker_fields(factory, trn08):
+    audio = trn08.load_audio()[int(11.9 * 16000):int(18 * 16000)]
+    messages = _run(factory(SessionParams(speaker_labels=False, format_turns=True)), audio)
+    finals = [m for m in messages if m["type"] == "Turn" and m["end_of_turn"]]
+    assert finals and all("speaker_label" not in m for m in finals)
+    assert all("speaker" not in w for m in finals for w in m["words"])
+    assert [m["turn_is_formatted"] for m in finals if m["turn_order"] == 0] == [False, True]
