@@ -38,8 +38,18 @@ def _segments(annotation):
 def test_statistics_match_the_request(ten_minutes):
     """Measured from the RTTM and the words only (not from the generator's own turn list)."""
     conversation, _ = ten_minutes
+    _check_statistics(conversation, TEN_MINUTES)
+
+
+def test_statistics_match_another_request():
+    spec = ConversationSpec(n_speakers=3, minutes=10, seed=21, backchannel_rate=0.5,
+                            mean_words=6.0, overlap_rate=0.1, overlap_mean=0.4, pause_mean=0.3)
+    _check_statistics(generate_conversation(spec, 0), spec)
+
+
+def _check_statistics(conversation, spec):
     segments = _segments(conversation.reference)
-    assert len({label for _, _, label in segments}) == 4
+    assert len({label for _, _, label in segments}) == spec.speakers_of(0)
     words_in = []
     for start, end, label in segments:
         words_in.append(sum(1 for w in conversation.words if w.speaker == label
@@ -48,9 +58,9 @@ def test_statistics_match_the_request(ten_minutes):
     assert (words_in >= 1).all()
     assert len(segments) > 150  # enough turns for the statistics to mean something
     backchannel = np.mean(words_in <= 2)
-    assert backchannel == pytest.approx(TEN_MINUTES.backchannel_rate, rel=0.10)
-    assert np.mean(words_in == 1) == pytest.approx(TEN_MINUTES.backchannel_rate / 2, rel=0.15)
-    assert words_in[words_in > 2].mean() == pytest.approx(TEN_MINUTES.mean_words, rel=0.10)
+    assert backchannel == pytest.approx(spec.backchannel_rate, rel=0.10)
+    assert np.mean(words_in == 1) == pytest.approx(spec.backchannel_rate / 2, rel=0.15)
+    assert words_in[words_in > 2].mean() == pytest.approx(spec.mean_words, rel=0.10)
     overlaps, pauses, last_end = [], [], segments[0][1]
     for start, end, _ in segments[1:]:
         if start < last_end:
@@ -58,10 +68,10 @@ def test_statistics_match_the_request(ten_minutes):
         else:
             pauses.append(start - last_end)
         last_end = max(last_end, end)
-    assert len(overlaps) / (len(segments) - 1) == pytest.approx(TEN_MINUTES.overlap_rate, rel=0.10)
-    assert np.mean(overlaps) == pytest.approx(TEN_MINUTES.overlap_mean, rel=0.10)
-    assert np.mean(pauses) == pytest.approx(TEN_MINUTES.pause_mean, rel=0.10)
-    assert min(pauses) >= TEN_MINUTES.pause_min - 0.011
+    assert len(overlaps) / (len(segments) - 1) == pytest.approx(spec.overlap_rate, rel=0.10)
+    assert np.mean(overlaps) == pytest.approx(spec.overlap_mean, rel=0.10)
+    assert np.mean(pauses) == pytest.approx(spec.pause_mean, rel=0.10)
+    assert min(pauses) >= spec.pause_min - 0.011
 
 
 def _active_frames(audio: np.ndarray, frame: int = 160, threshold_db: float = -50.0):

@@ -42,7 +42,7 @@ from diareval.datasets.recording import Recording, ReferenceWord
 from diareval.datasets.rttm import format_rttm, load_rttm
 from diareval.errors import DatasetError
 
-GENERATOR_VERSION = 1  # bump when the output for a given spec changes (invalidates caches)
+GENERATOR_VERSION = 2  # bump when the output for a given spec changes (invalidates caches)
 
 BACKCHANNELS = {
     1: ("yeah", "okay", "right", "yes", "sure", "really", "exactly", "true", "wow", "no",
@@ -362,6 +362,7 @@ def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri:
     cursor = int(0.5 * SAMPLE_RATE)  # end of the conversation so far (max end of turns)
     previous = None                  # (speaker index, start, end) of the previous turn
     overlap_debt = 0.0
+    pending_overlap: float | None = None
     gap = int(0.1 * SAMPLE_RATE)     # a speaker never starts within 0.1 s of their last turn
     while True:
         # 1. what is said: back-channel (1 or 2 words) or a longer turn
@@ -374,7 +375,8 @@ def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri:
         # 2. when: overlap by quota (error diffusion), else a pause after the conversation
         want_overlap = previous is not None and spec.overlap_rate > 0 and \
             overlap_debt + spec.overlap_rate >= 0.5
-        overlap_s = spec.overlap_mean * (0.5 + draw_overlap())
+        if pending_overlap is None:  # kept until used, so long overlaps are not selected out
+            pending_overlap = spec.overlap_mean * (0.5 + draw_overlap())
         pause_s = spec.pause_min + (spec.pause_mean - spec.pause_min) * \
             -math.log1p(-min(draw_pause(), 1 - 1e-9))
         # 3. who: anyone but the previous speaker
@@ -384,11 +386,12 @@ def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri:
         length = len(clip.samples)
         start = None
         if want_overlap:
-            o = int(overlap_s * SAMPLE_RATE)
+            o = int(pending_overlap * SAMPLE_RATE)
             candidate = previous[2] - o
             if (o <= 0.8 * min(previous[2] - previous[1], length)
                     and candidate >= busy_until[k] + gap and candidate >= previous[1]):
                 start = candidate
+                pending_overlap = None
         if start is None:
             start = max(cursor + int(pause_s * SAMPLE_RATE), busy_until[k] + gap)
         end = start + length
@@ -424,6 +427,24 @@ def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri:
 
 
 # ---------------------------------------------------------------- dataset + cache
+
+
+def realized_statistics(turns: list[Turn]) -> dict:
+    """What a generated session actually has (requested values can be out of reach: long
+    overlaps need two long turns, so a high overlap rate with long overlaps, few speakers
+    and many back-channels falls short; these numbers say by how much)."""
+    if not turns:
+        return {"turns": 0}
+    words = np.array([t.n_words for t in turns])
+    overlaps = np.array([t.overlap for t in turns[1:]]) if len(turns) > 1 else np.zeros(0)
+    overlapping = overlaps[overlaps > 0]
+    return {"turns": len(turns),
+            "backchannel_share": round(float(np.mean(words <= 2)), 4),
+            "mean_words_other": round(float(words[words > 2].mean()), 3)
+            if (words > 2).any() else None,
+            "overlap_rate": round(float(np.mean(overlaps > 0)), 4) if overlaps.size else 0.0,
+            "overlap_mean": round(float(overlapping.mean()), 4) if overlapping.size else None}
+
 
 
 def write_words(path: str | Path, words: list[ReferenceWord]) -> None:
@@ -489,7 +510,7 @@ def load_synthetic(root: str | Path | None = None, spec: ConversationSpec | None
             words=read_words(folder / f"{uri}.words.tsv"),
             meta={"dataset": "synthetic", "uem": "whole file", "duration": duration,
                   "spec": manifest["spec"], "voices": item["voices"],
-                  "n_speakers": item["n_speakers"]}))
+                  "n_speakers": item["n_speakers"], "realized": item.get("realized")}))
     return recordings
 
 
@@ -512,7 +533,8 @@ def _generate_dataset(spec: ConversationSpec, folder: Path, progress: bool) -> N
                 f"{t.speaker}\t{t.start:.4f}\t{t.end:.4f}\t{t.n_words}\t{t.overlap:.4f}\t{t.text}\n"
                 for t in conv.turns))
         items.append({"uri": conv.uri, "duration": len(conv.audio) / SAMPLE_RATE,
-                      "n_speakers": spec.speakers_of(index), "voices": conv.voices})
+                      "n_speakers": spec.speakers_of(index), "voices": conv.voices,
+                      "realized": realized_statistics(conv.turns)})
     spec_json = asdict(spec)
     (tmp / "dataset.json").write_text(json.dumps(
         {"spec": spec_json, "version": GENERATOR_VERSION, "recordings": items}, indent=1) + "\n")
