@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
+from pyannote.metrics.identification import IdentificationErrorRate
 
 from diareval.score.der import Conventions, der
 from diareval.score.over_time import der_by_region, der_over_time, der_windows
@@ -40,10 +41,20 @@ def _supported(annotation):
 
 
 def _pyannote(ref, hyp, uem, conventions):
+    """pyannote.metrics on one region. mapping_on="scored" is pyannote's own DER; "uem"
+    (md-eval) maps with pyannote's mapper on the whole region, then scores with pyannote's
+    identification error rate under the same collar / skip_overlap."""
     if not uem:
         return dict(total=0.0, miss=0.0, fa=0.0, conf=0.0)
-    d = DiarizationErrorRate(collar=2 * conventions.collar, skip_overlap=conventions.skip_overlap)(
-        ref, hyp, uem=uem, detailed=True)
+    collar, skip = 2 * conventions.collar, conventions.skip_overlap
+    if conventions.mapping_on == "scored":
+        d = DiarizationErrorRate(collar=collar, skip_overlap=skip)(ref, hyp, uem=uem,
+                                                                     detailed=True)
+    else:
+        mapping = DiarizationErrorRate().optimal_mapping(ref, hyp, uem=uem)
+        mapped = hyp.rename_labels(mapping={h: mapping.get(h, f"none-{h}") for h in hyp.labels()})
+        d = IdentificationErrorRate(collar=collar, skip_overlap=skip)(ref, mapped, uem=uem,
+                                                                        detailed=True)
     return dict(total=d["total"], miss=d["missed detection"], fa=d["false alarm"],
                 conf=d["confusion"])
 
@@ -57,13 +68,14 @@ def _close(ours, theirs):
 @given(ref_tracks=tracks(["a", "b", "c"]), hyp_tracks=tracks(["1", "2", "3", "4"]),
        uem_bounds=st.tuples(st.integers(0, 50), st.integers(100, 320)),
        collar=st.sampled_from([0.0, 0.1, 0.25]), skip=st.booleans(),
-       step=st.sampled_from([0.7, 1.0, 2.5]))
+       step=st.sampled_from([0.7, 1.0, 2.5]), mapping_on=st.sampled_from(["uem", "scored"]))
 def test_prefix_curve_equals_pyannote_on_every_prefix(ref_tracks, hyp_tracks, uem_bounds, collar,
-                                                      skip, step):
-    ref = _annotation(ref_tracks)
+                                                      skip, step, mapping_on):
+    # one segment per run of a speaker (md-eval counts a speaker once; see test_der.py)
+    ref = _supported(_annotation(ref_tracks))
     hyp = _supported(_annotation(hyp_tracks, "h"))
     uem = Timeline([Segment(uem_bounds[0] / 10, uem_bounds[1] / 10)])
-    conventions = Conventions(collar=collar, skip_overlap=skip)
+    conventions = Conventions(collar=collar, skip_overlap=skip, mapping_on=mapping_on)
     curve = der_over_time(ref, hyp, uem, conventions, step=step)
     for row in curve.itertuples():
         prefix = uem.crop(Segment(0, row.t))
@@ -72,7 +84,7 @@ def test_prefix_curve_equals_pyannote_on_every_prefix(ref_tracks, hyp_tracks, ue
                     conf=row.confusion_prefix)
         _close(ours, theirs)
         if theirs["total"] > 0:
-            value = DiarizationErrorRate(collar=2 * collar, skip_overlap=skip)(ref, hyp, uem=prefix)
+            value = (theirs["miss"] + theirs["fa"] + theirs["conf"]) / theirs["total"]
             assert abs(row.der_prefix - value) <= 1e-6
         else:
             assert math.isnan(row.der_prefix) and row.note
@@ -87,7 +99,7 @@ def test_prefix_curve_equals_pyannote_on_every_prefix(ref_tracks, hyp_tracks, ue
        collar=st.sampled_from([0.0, 0.25]), skip=st.booleans())
 def test_prefix_curve_with_unknown_speech_matches_der(ref_tracks, hyp_tracks, collar, skip):
     # der() scores unknown speech with pyannote after excluding it from the mapping
-    ref = _annotation(ref_tracks)
+    ref = _supported(_annotation(ref_tracks))
     hyp = _supported(_annotation(hyp_tracks, "h"))
     uem = Timeline([Segment(0, 32)])
     conventions = Conventions(collar=collar, skip_overlap=skip)
@@ -103,8 +115,10 @@ def test_prefix_curve_with_unknown_speech_matches_der(ref_tracks, hyp_tracks, co
 
 
 def _unknown_in(hyp, uem, ref, conventions):
-    from diareval.score.over_time import scored_region
-    region = scored_region(ref, uem, conventions) if uem else Timeline()
+    # pyannote's own extrusion of collars and overlap from the region
+    from pyannote.metrics.utils import UEMSupportMixin
+    region = UEMSupportMixin().extrude(uem, ref, collar=2 * conventions.collar,
+                                       skip_overlap=conventions.skip_overlap) if uem else Timeline()
     unknown = hyp.subset([l for l in hyp.labels() if l.startswith("UNKNOWN#")])
     if not region:
         return 0.0
@@ -115,7 +129,7 @@ def _unknown_in(hyp, uem, ref, conventions):
 @settings(max_examples=30, deadline=None)
 @given(ref_tracks=tracks(["a", "b"]), hyp_tracks=tracks(["1", "2", "3"]))
 def test_windows_match_pyannote_per_window_and_with_global_mapping(ref_tracks, hyp_tracks):
-    ref = _annotation(ref_tracks)
+    ref = _supported(_annotation(ref_tracks))
     hyp = _supported(_annotation(hyp_tracks, "h"))
     uem = Timeline([Segment(0, 30)])
     windows = der_windows(ref, hyp, uem, window=6.0, step=2.0)

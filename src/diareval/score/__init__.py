@@ -1,0 +1,27 @@
+"""Scoring: pure functions from (session log, Recording) to tidy DataFrames.
+
+- :mod:`~diareval.score.hypothesis`: final turns, partials, revisions, hypothesis speech
+- :mod:`~diareval.score.der`: DER/JER with pyannote.metrics, :class:`Conventions`, results that add
+- :mod:`~diareval.score.over_time`: exact DER over session time (prefixes, windows, regions)
+- :mod:`~diareval.score.turns`: per-turn and per-reference-segment tables, breakdowns
+- :mod:`~diareval.score.stability`, :mod:`~diareval.score.latency`, :mod:`~diareval.score.bootstrap`
+- :func:`score_session` (one session), :func:`score_run` (a run directory, writes ``scores/``),
+  :func:`score_rttm` (plain RTTM files)
+"""
+
+from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_bootstrap
+from diareval.score.der import Conventions, DERResult, JERResult, der, jer, optimal_mapping
+from diareval.score.hypothesis import (final_turns, hypothesis_from_log, hypothesis_from_turns,
+                                       session_turns)
+from diareval.score.over_time import der_by_region, der_over_time, der_windows
+from diareval.score.rttm import format_rttm_scores, score_annotations, score_rttm
+from diareval.score.run import score_run
+from diareval.score.session import SessionScores, score_session
+from diareval.score.turns import breakdown, reference_segment_table, turn_table
+
+__all__ = ["Conventions", "DERResult", "JERResult", "SessionScores", "bootstrap_ratio",
+           "breakdown", "breakdown_with_ci", "der", "der_by_region", "der_over_time",
+           "der_windows", "final_turns", "format_rttm_scores", "hypothesis_from_log",
+           "hypothesis_from_turns", "jer", "optimal_mapping", "paired_bootstrap",
+           "reference_segment_table", "score_annotations", "score_rttm", "score_run",
+           "score_session", "session_turns", "turn_table"]

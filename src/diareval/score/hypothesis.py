@@ -85,6 +85,7 @@ class Turn:
     revised_label: str | None = None
     revised_at: float | None = None
     revised: bool = False
+    original_label: str | None = None  # the final message's label when revised
 
     @property
     def unknown(self) -> bool:
@@ -220,8 +221,10 @@ def apply_revisions(session: SessionTurns) -> SessionTurns:
             label = entry.get("speaker_label", turn.label)
             label = None if label is None else str(label)
             words = _words(entry.get("words")) or turn.words
+            original = turn.original_label if turn.revised else turn.label
             by_order[order] = replace(turn, label=label, words=words, revised=True,
-                                      revised_label=label, revised_at=t_audio)
+                                      revised_label=label, revised_at=t_audio,
+                                      original_label=original)
     return replace(session, turns=tuple(by_order[o] for o in sorted(by_order)))
 
 

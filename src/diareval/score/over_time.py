@@ -6,12 +6,13 @@ call per time step (~3600 per hour of audio at 1 s steps). Instead:
 1. Cut the time axis at every reference, hypothesis and scored-region boundary and at
    every time step: inside each *elementary interval* the sets of active reference and
    hypothesis speakers are constant.
-2. For each interval ``i`` with scored duration ``d`` (0 outside the scored region,
+2. For each interval ``i`` with scored duration ``d`` (and duration ``d_map`` inside the
+   region the mapping is computed on: the whole UEM by default, as md-eval-22.pl does) (0 outside the scored region,
    which is the UEM with collars and, if asked, overlap removed exactly as
-   pyannote.metrics does), ``NR`` reference and ``NH`` hypothesis speakers:
+   pyannote.metrics does; see :func:`diareval.score.der.prepare`), ``NR`` reference and ``NH`` hypothesis speakers:
    reference speech ``NR*d``, miss ``max(0, NR-NH)*d``, false alarm ``max(0, NH-NR)*d``,
    and ``min(NR, NH)*d`` = correct + confusion. The co-occurrence of hypothesis label
-   ``h`` and reference label ``r`` is ``nh*nr*d`` (what ``Annotation.__mul__`` sums,
+   ``h`` and reference label ``r`` is ``nh*nr*d_map`` (what ``Annotation.__mul__`` sums,
    the matrix pyannote's Hungarian mapper maximises); the speech a mapping ``h -> r``
    makes correct is ``min(nh, nr)*d`` (pyannote's ``LabelMatcher``).
 3. Accumulate these once (cumulative sums over intervals). The DER of any span
@@ -33,18 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pyannote.core import Annotation, Timeline
-from pyannote.metrics.utils import UEMSupportMixin
 from scipy.optimize import linear_sum_assignment
 
 from diareval.errors import ConfigError
-from diareval.score.der import Conventions, DERResult, with_conventions
+from diareval.score.der import Conventions, DERResult, prepare, with_conventions
 from diareval.score.hypothesis import is_unknown_label
 
-
-def scored_region(reference: Annotation, uem: Timeline, conventions: Conventions) -> Timeline:
-    """The UEM minus reference-boundary collars (and overlap, if skipped): pyannote's ``extrude``."""
-    return UEMSupportMixin().extrude(uem, reference, collar=conventions.pyannote_collar,
-                                     skip_overlap=conventions.skip_overlap)
 
 
 def _tracks(annotation: Annotation, labels: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +90,8 @@ class ElementaryIntervals:
         if uem is None:
             raise ConfigError("DER over time needs the scored region (uem)")
         self.conventions = conventions
-        scored = scored_region(reference, uem, conventions)
+        reference, hypothesis, scored, mapping_region = prepare(reference, hypothesis, uem,
+                                                                conventions)
         self.ref_labels = sorted(reference.labels(), key=str)
         self.hyp_labels = sorted(hypothesis.labels(), key=str)
         self.known = np.array([not is_unknown_label(h) for h in self.hyp_labels], dtype=bool)
@@ -103,8 +99,10 @@ class ElementaryIntervals:
         hs, he, hw = _tracks(hypothesis, self.hyp_labels)
         us = np.array([s.start for s in scored], dtype=float)
         ue = np.array([s.end for s in scored], dtype=float)
+        ms = np.array([s.start for s in mapping_region], dtype=float)
+        me = np.array([s.end for s in mapping_region], dtype=float)
         grid = np.asarray(sorted(set(float(t) for t in grid) | {0.0}), dtype=float)
-        bounds = np.unique(np.concatenate([rs, re_, hs, he, us, ue, grid]))
+        bounds = np.unique(np.concatenate([rs, re_, hs, he, us, ue, ms, me, grid]))
         if len(bounds) < 2:
             bounds = np.array([0.0, 0.0])
         self.bounds = bounds
@@ -112,6 +110,9 @@ class ElementaryIntervals:
         nh = _activity(bounds, hs, he, hw, len(self.hyp_labels))
         inside = _activity(bounds, us, ue, np.zeros(len(us), dtype=int), 1)[:, 0] > 0
         d = np.diff(bounds) * inside
+        # the mapping sees the mapping region (the whole UEM, md-eval; or the scored region)
+        d_map = np.diff(bounds) * (_activity(bounds, ms, me, np.zeros(len(ms), dtype=int),
+                                             1)[:, 0] > 0)
         NR, NH = nr.sum(axis=1), nh.sum(axis=1)
         self.nr, self.nh, self.d = nr, nh, d
         per_interval = np.stack([NR * d, np.maximum(NR - NH, 0) * d, np.maximum(NH - NR, 0) * d,
@@ -122,7 +123,7 @@ class ElementaryIntervals:
                                  np.cumsum(per_interval, axis=0)])
         known_nh = nh[:, self.known]
         self.known_labels = [h for h, k in zip(self.hyp_labels, self.known) if k]
-        cooc = known_nh[:, :, None] * nr[:, None, :] * d[:, None, None]
+        cooc = known_nh[:, :, None] * nr[:, None, :] * d_map[:, None, None]
         gain = np.minimum(known_nh[:, :, None], nr[:, None, :]) * d[:, None, None]
         zero = np.zeros((1,) + cooc.shape[1:])
         self._cooc = np.concatenate([zero, np.cumsum(cooc, axis=0)])

@@ -1,0 +1,101 @@
+"""``python -m diareval score``: score a run directory, or plain RTTM files.
+
+- ``score RUN_DIR``: = ``diareval.score.score_run``; writes ``RUN_DIR/scores/*.parquet|csv``
+  and prints the dataset DER per configuration.
+- ``score --ref REF.rttm --hyp HYP.rttm [--uem U] [--collar C] [--skip-overlap]``:
+  = ``diareval.score.score_rttm``; prints DER/JER per file and the time-weighted total
+  (md-eval conventions: the collar is per side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from diareval.errors import ConfigError
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "score", help="score a run directory (or plain RTTM files)",
+        description="Score the session logs of RUN_DIR against the dataset's references and "
+                    "write tidy tables to RUN_DIR/scores/, or score --hyp RTTM against --ref "
+                    "RTTM. Conventions (collar per side, overlap, UEM, unknown policy) are "
+                    "printed and written with every table.")
+    parser.add_argument("run_dir", nargs="?", help="a run directory (runs/<run>)")
+    parser.add_argument("--ref", help="reference RTTM (RTTM form)")
+    parser.add_argument("--hyp", help="hypothesis RTTM (RTTM form)")
+    parser.add_argument("--uem", help="UEM file (RTTM form; default: the union of the reference "
+                                      "and hypothesis extents of each file, said so)")
+    parser.add_argument("--collar", type=_non_negative, default=0.0,
+                        help="collar in seconds PER SIDE, as md-eval -c (default 0)")
+    parser.add_argument("--skip-overlap", action="store_true",
+                        help="do not score overlapped reference speech (md-eval -1)")
+    parser.add_argument("--unknown", choices=("error", "nonspeech", "label"), default="error",
+                        help="null/UNKNOWN labels: never mapped and scored as error (default), "
+                             "treated as non-speech, or an ordinary label")
+    parser.add_argument("--level", choices=("word", "turn"), default="word",
+                        help="hypothesis speech from word intervals (default) or whole turns")
+    parser.add_argument("--no-revisions", action="store_true",
+                        help="ignore SpeakerRevision messages (both settings are in the "
+                             "sessions table either way)")
+    parser.add_argument("--dataset", help="dataset name or folder (default: run.json's)")
+    parser.add_argument("--step", type=float, default=1.0,
+                        help="DER-over-time step in seconds (default 1)")
+    parser.add_argument("--window", type=float, default=60.0,
+                        help="sliding window length in seconds (default 60)")
+    parser.add_argument("--window-step", type=float, default=10.0,
+                        help="sliding window step in seconds (default 10)")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help="bootstrap replicates over sessions (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from diareval.score import Conventions, format_rttm_scores, score_rttm, score_run
+    rttm_form = args.ref or args.hyp
+    if rttm_form and args.run_dir:
+        raise ConfigError("give either RUN_DIR or --ref/--hyp, not both")
+    if rttm_form:
+        if not (args.ref and args.hyp):
+            raise ConfigError("the RTTM form needs both --ref and --hyp")
+        conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
+                                  unknown="label", uem="UEM file" if args.uem else
+                                  "union of reference and hypothesis extents")
+        table = score_rttm(args.ref, args.hyp, args.uem, conventions)
+        print(format_rttm_scores(table))
+        return 0
+    if not args.run_dir:
+        raise ConfigError("give a RUN_DIR, or --ref and --hyp")
+    conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
+                              unknown=args.unknown, level=args.level,
+                              revisions=not args.no_revisions)
+    tables = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
+                       window=args.window, window_step=args.window_step, n_boot=args.n_boot,
+                       seed=args.seed)
+    sessions = tables["sessions"]
+    skipped = sessions[~sessions["scored"]]
+    print(f"conventions: {conventions.describe()}")
+    print(f"sessions scored: {int(sessions['scored'].sum())} of {len(sessions)}")
+    for row in skipped.itertuples():
+        print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)
+    dataset = tables.get("der_dataset")
+    if dataset is not None and not dataset.empty:
+        for row in dataset.itertuples():
+            print(f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
+                  f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
+                  f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
+                  f" over {row.sessions} sessions")
+    print(f"tables written to {args.run_dir.rstrip('/')}/scores/")
+    return 0

@@ -1,0 +1,291 @@
+"""Score a whole run directory: ``runs/<run>/sessions/<config>/<uri>.jsonl`` -> ``scores/``.
+
+Layout (DESIGN.md): ``run.json`` (dataset, configurations), one log and one status
+file (``"status": complete|failed|interrupted|running``) per (configuration, recording).
+Only complete sessions are scored; every other session still gets a row in the
+sessions table with ``scored = False`` and a ``note`` saying why (status, missing log,
+recording not in the dataset). I/O lives here and in :func:`write_scores`; everything
+else is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from diareval.errors import DatasetError, DiarevalError
+from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_bootstrap
+from diareval.score.der import Conventions, DERResult, with_conventions
+from diareval.score.latency import speaker_count_by_setting
+from diareval.score.session import score_session
+from diareval.score.turns import BIN_ORDER, turn_counts
+from diareval.sessionlog import read_session_log
+
+_ATTEMPT = re.compile(r"\.attempt\d+$")
+BREAKDOWNS = ("word_count_bin", "duration_bin", "overlap_bin", "turn_index_bin")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        return data if isinstance(data, dict) else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def discover_sessions(run_dir: Path) -> list[dict]:
+    """Every (config, uri) of a run: from the session files and run.json's ``uris``."""
+    run = _read_json(run_dir / "run.json") or {}
+    found: dict[tuple[str, str], dict] = {}
+    sessions_dir = run_dir / "sessions"
+    configs = [c.get("name") for c in run.get("configurations", []) if isinstance(c, dict)]
+    if sessions_dir.is_dir():
+        configs += sorted(p.name for p in sessions_dir.iterdir() if p.is_dir())
+    for config in dict.fromkeys(c for c in configs if c):
+        folder = sessions_dir / config
+        uris = set(run.get("uris", []) or [])
+        if folder.is_dir():
+            uris |= {p.name[:-len(".jsonl")] for p in folder.glob("*.jsonl")
+                     if not _ATTEMPT.search(p.name[:-len(".jsonl")])}
+            uris |= {p.stem for p in folder.glob("*.json")}
+        for uri in sorted(uris):
+            found[(config, uri)] = dict(config=config, uri=uri, log=folder / f"{uri}.jsonl",
+                                        status_path=folder / f"{uri}.json")
+    return list(found.values())
+
+
+def _config_settings(run: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in run.get("configurations", []) if isinstance(c, dict)
+            and "name" in c}
+
+
+def _load_recordings(run: dict, recordings, dataset) -> dict:
+    if recordings is not None:
+        return {r.uri: r for r in recordings}
+    name = dataset or run.get("dataset")
+    if not name:
+        raise DatasetError("run.json names no dataset; pass dataset= (CLI: --dataset)")
+    from diareval import datasets
+    return {r.uri: r for r in datasets.load(name)}
+
+
+def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), recordings=None,
+              dataset: str | None = None, step: float = 1.0, window: float = 60.0,
+              window_step: float = 10.0, n_boot: int = 1000, seed: int = 0,
+              write: bool = True) -> dict[str, pd.DataFrame]:
+    """Score every complete session of a run; return (and by default write) the tables.
+
+    ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DiarevalError(f"{run_dir}: not a run directory")
+    run = _read_json(run_dir / "run.json") or {}
+    sessions = discover_sessions(run_dir)
+    if not sessions:
+        raise DiarevalError(f"{run_dir}: no sessions (expected sessions/<config>/<uri>.jsonl)")
+    catalog = _load_recordings(run, recordings, dataset)
+    settings = _config_settings(run)
+    rows, tables = [], {}
+    for entry in sessions:
+        config, uri = entry["config"], entry["uri"]
+        status = _read_json(entry["status_path"])
+        setting = settings.get(config, {})
+        row = dict(config=config, uri=uri, model=setting.get("model"),
+                   max_speakers=setting.get("max_speakers"),
+                   status=(status or {}).get("status", "no status file"), scored=False)
+        if row["status"] != "complete":
+            row["note"] = f"not scored: session status {row['status']}"
+        elif not entry["log"].exists():
+            row["note"] = "not scored: status complete but the session log is missing"
+        elif uri not in catalog:
+            row["note"] = (f"not scored: recording {uri!r} is not in the dataset "
+                           f"({run.get('dataset') or dataset or 'given recordings'})")
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                log = read_session_log(entry["log"])
+            scores = score_session(log, catalog[uri], conventions, step=step, window=window,
+                                   window_step=window_step)
+            row.update(scores.summary)
+            row["scored"] = True
+            if caught:
+                row["note"] = "; ".join(filter(None, [row.get("note", "")] +
+                                               [str(w.message) for w in caught]))
+            for name, table in scores.tables.items():
+                table.insert(0, "uri", uri)
+                table.insert(0, "config", config)
+                tables.setdefault(name, []).append(table)
+        rows.append(row)
+    out = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+    sessions_table = with_conventions(pd.DataFrame(rows), conventions)
+    out["sessions"] = sessions_table
+    out.update(aggregate(out, conventions, n_boot=n_boot, seed=seed))
+    for table in out.values():
+        table.attrs["conventions"] = conventions.describe()
+    if write:
+        write_scores(out, run_dir / "scores", conventions)
+    return out
+
+
+def _der_rows(frame: pd.DataFrame) -> DERResult:
+    return sum((DERResult(reference_speech=r.reference_speech, correct=r.correct, miss=r.miss,
+                          false_alarm=r.false_alarm, confusion=r.confusion,
+                          unknown_speech=r.unknown_speech, sessions=1)
+                for r in frame.itertuples()), DERResult())
+
+
+def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot: int = 1000,
+              seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Dataset-level tables from the per-session ones: DER per configuration (time-weighted,
+    bootstrap CI), breakdowns with CIs, reference-side accuracy, DER by region, the pooled
+    DER-over-time curve, speaker-count error per setting, paired comparisons."""
+    sessions = tables["sessions"]
+    scored = sessions[sessions["scored"]] if "scored" in sessions else sessions.iloc[0:0]
+    out: dict[str, pd.DataFrame] = {}
+    der_rows = []
+    for config, group in scored.groupby("config", sort=False):
+        total = _der_rows(group)
+        row = dict(config=config, **total.as_row())
+        ci = bootstrap_ratio(group.assign(errors=group["miss"] + group["false_alarm"]
+                                          + group["confusion"]),
+                             "errors", "reference_speech", n_boot=n_boot, seed=seed)
+        row.update(der_lo=ci["lo"].iloc[0], der_hi=ci["hi"].iloc[0])
+        der_rows.append(row)
+    out["der_dataset"] = with_conventions(pd.DataFrame(der_rows), conventions)
+
+    turns = tables.get("turns")
+    parts = []
+    if turns is not None and not turns.empty:
+        for config, group in turns.groupby("config", sort=False):
+            for by in BREAKDOWNS:
+                table = breakdown_with_ci(group, by, n_boot=n_boot, seed=seed)
+                table = table.rename(columns={by: "bucket"})
+                table["bucket"] = table["bucket"].astype(str)
+                table.insert(0, "breakdown", by.removesuffix("_bin"))
+                table.insert(0, "config", config)
+                parts.append(table)
+            first = group[group["turn_index"] <= 20].assign(
+                turn_k=lambda f: f["turn_index"].astype(str))
+            table = breakdown_with_ci(first, "turn_k", n_boot=n_boot, seed=seed)
+            table = table.rename(columns={"turn_k": "bucket"})
+            table = table.iloc[np.argsort(table["bucket"].astype(int).to_numpy())]
+            table.insert(0, "breakdown", "turn_k")
+            table.insert(0, "config", config)
+            parts.append(table)
+    out["breakdowns"] = with_conventions(pd.concat(parts, ignore_index=True), conventions) \
+        if parts else pd.DataFrame()
+
+    segments = tables.get("reference_segments")
+    parts = []
+    if segments is not None and not segments.empty:
+        for config, group in segments.groupby("config", sort=False):
+            counts = group.assign(n=1, n_scored=group["correct"].notna().astype(int),
+                                  n_correct=group["correct"].fillna(False).astype(int))
+            time = bootstrap_ratio(counts, "correct_time", "scored_time", by="duration_bin",
+                                   n_boot=n_boot, seed=seed)
+            majority = bootstrap_ratio(counts, "n_correct", "n_scored", by="duration_bin",
+                                       n_boot=n_boot, seed=seed)
+            table = pd.DataFrame({
+                "config": config, "bucket": time["duration_bin"],
+                "n_segments": counts.groupby("duration_bin")["n"].sum()
+                .reindex(time["duration_bin"]).to_numpy(),
+                "time_accuracy": time["estimate"], "time_accuracy_lo": time["lo"],
+                "time_accuracy_hi": time["hi"], "segment_accuracy": majority["estimate"],
+                "segment_accuracy_lo": majority["lo"], "segment_accuracy_hi": majority["hi"]})
+            order = BIN_ORDER["duration_bin"]
+            table = table.iloc[np.argsort([order.index(b) for b in table["bucket"]])]
+            parts.append(table)
+    out["reference_breakdown"] = with_conventions(pd.concat(parts, ignore_index=True),
+                                                  conventions) if parts else pd.DataFrame()
+
+    regions = tables.get("der_by_region")
+    if regions is not None and not regions.empty:
+        rows = []
+        for (config, region), group in regions.groupby(["config", "region"], sort=False):
+            rows.append(dict(config=config, region=region, **_der_rows(group).as_row()))
+        out["der_by_region_dataset"] = with_conventions(pd.DataFrame(rows), conventions)
+
+    curve = tables.get("der_over_time")
+    if curve is not None and not curve.empty:
+        pooled = curve.groupby(["config", "t"], sort=True)[
+            ["reference_speech", "miss", "false_alarm", "confusion_prefix",
+             "confusion_final"]].sum().reset_index()
+        pooled["sessions"] = curve.groupby(["config", "t"], sort=True).size().to_numpy()
+        speech = pooled["reference_speech"].where(pooled["reference_speech"] > 0)
+        base = pooled["miss"] + pooled["false_alarm"]
+        pooled["der_prefix"] = (base + pooled["confusion_prefix"]) / speech
+        pooled["der_final"] = (base + pooled["confusion_final"]) / speech
+        pooled["note"] = np.where(pooled["reference_speech"] > 0, "",
+                                  "no reference speech yet: DER undefined")
+        out["der_over_time_dataset"] = with_conventions(pooled, conventions)
+
+    if "speaker_count_error" in scored:
+        out["speaker_count_by_setting"] = speaker_count_by_setting(scored)
+
+    configs = list(dict.fromkeys(scored["config"])) if len(scored) else []
+    comparisons = []
+    if len(configs) >= 2:
+        base_config = configs[0]
+        a = scored[scored["config"] == base_config].assign(
+            errors=lambda f: f["miss"] + f["false_alarm"] + f["confusion"])
+        for other in configs[1:]:
+            b = scored[scored["config"] == other].assign(
+                errors=lambda f: f["miss"] + f["false_alarm"] + f["confusion"])
+            try:
+                d = paired_bootstrap(a, b, "errors", "reference_speech", n_boot=n_boot,
+                                     seed=seed)
+            except DiarevalError:
+                continue
+            d.insert(0, "measure", "der")
+            d.insert(0, "b_config", other)
+            d.insert(0, "a_config", base_config)
+            comparisons.append(d)
+            if turns is not None and not turns.empty:
+                ca = turn_counts(turns[turns["config"] == base_config].assign(all="all"), "all")
+                cb = turn_counts(turns[turns["config"] == other].assign(all="all"), "all")
+                try:
+                    d = paired_bootstrap(ca, cb, "n_correct", "n_scored", n_boot=n_boot,
+                                         seed=seed)
+                except DiarevalError:
+                    continue
+                d.insert(0, "measure", "turn_accuracy")
+                d.insert(0, "b_config", other)
+                d.insert(0, "a_config", base_config)
+                comparisons.append(d)
+    out["comparisons"] = with_conventions(pd.concat(comparisons, ignore_index=True),
+                                          conventions) if comparisons else pd.DataFrame()
+    return out
+
+
+def write_scores(tables: dict[str, pd.DataFrame], scores_dir: Path,
+                 conventions: Conventions) -> list[Path]:
+    """Write every table as ``<name>.parquet`` and ``<name>.csv`` plus ``conventions.json``."""
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        if table is None:
+            continue
+        frame = table.copy()
+        for column in frame.columns:
+            if frame[column].dtype == object:
+                frame[column] = frame[column].map(lambda v: None if v is None or
+                                                  (isinstance(v, float) and math.isnan(v))
+                                                  else str(v) if not isinstance(v, str) else v)
+        frame.attrs = {}
+        parquet = scores_dir / f"{name}.parquet"
+        frame.to_parquet(parquet, index=False)
+        frame.to_csv(scores_dir / f"{name}.csv", index=False)
+        written += [parquet, scores_dir / f"{name}.csv"]
+    info = dict(conventions=conventions.describe(), **conventions.as_columns())
+    (scores_dir / "conventions.json").write_text(json.dumps(info, indent=1) + "\n")
+    return written

@@ -1,0 +1,107 @@
+"""Everything diareval measures about one session: (session log, Recording) -> tables.
+
+Pure: reads nothing, writes nothing. :func:`score_session` is the one call; the run
+level (:mod:`diareval.score.run`) concatenates sessions and adds the breakdowns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from diareval.errors import DiarevalError
+from diareval.score.der import Conventions, DERResult, der, jer, optimal_mapping, with_conventions
+from diareval.score.hypothesis import hypothesis_from_turns, session_turns
+from diareval.score.latency import latency_summary, speaker_count, turn_latency
+from diareval.score.over_time import der_by_region, der_over_time, der_windows
+from diareval.score.stability import (label_flips, mapping_stability, partial_changes,
+                                      speaker_counts_over_time)
+from diareval.score.turns import reference_segment_table, turn_table
+from diareval.sessionlog import LogLine
+
+
+@dataclass
+class SessionScores:
+    """The tables of one session. ``summary`` is one row (dict) of the sessions table."""
+
+    summary: dict
+    der: DERResult
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _uem_description(recording) -> str:
+    return str(recording.meta.get("uem", "from the recording")) if recording.meta else \
+        "from the recording"
+
+
+def score_session(log: Sequence[LogLine], recording, conventions: Conventions = Conventions(),
+                  step: float = 1.0, window: float = 60.0, window_step: float = 10.0
+                  ) -> SessionScores:
+    """Score one session log against its Recording (reference Annotation + UEM).
+
+    Tables: ``der_over_time`` (step ``step``), ``der_windows``, ``der_by_region``, ``turns``,
+    ``reference_segments``, ``latency``, ``speaker_counts``. The summary row holds the
+    DER components (with the other revision setting too: ``der_revisions_ignored`` or
+    ``der_revisions_applied``), JER, stability, latency, speaker counts, unknown rate.
+    """
+    if recording is None:
+        raise DiarevalError("score_session needs the session's Recording (reference and UEM)")
+    if conventions.uem == Conventions().uem:
+        conventions = replace(conventions, uem=_uem_description(recording))
+    reference, uem = recording.reference, recording.uem
+    session = session_turns(log, revisions=conventions.revisions)
+    hypothesis = hypothesis_from_turns(session.turns, conventions.level, conventions.unknown,
+                                       uri=recording.uri)
+    result = der(reference, hypothesis, uem, conventions)
+    other = replace(conventions, revisions=not conventions.revisions)
+    other_turns = session_turns(log, revisions=other.revisions)
+    other_hypothesis = hypothesis_from_turns(other_turns.turns, other.level, other.unknown,
+                                             uri=recording.uri)
+    other_result = der(reference, other_hypothesis, uem, other) if session.revisions else result
+    mapping = optimal_mapping(reference, hypothesis, uem, conventions)
+
+    curve = der_over_time(reference, hypothesis, uem, conventions, step=step)
+    windows = der_windows(reference, hypothesis, uem, conventions, window=window,
+                          step=window_step)
+    regions = der_by_region(reference, hypothesis, uem, conventions)
+    turns = turn_table(session.turns, reference, uem, mapping, conventions)
+    segments = reference_segment_table(reference, hypothesis, uem, mapping, conventions)
+    latency = turn_latency(session, conventions)
+    counts = speaker_counts_over_time(log, reference, uem, curve["t"].to_numpy(), conventions)
+
+    n_turns = len(turns)
+    summary = dict(result.as_row())
+    summary.update(
+        jer=jer(reference, hypothesis, uem, conventions).jer,
+        der_revisions_applied=(result if conventions.revisions else other_result).der,
+        der_revisions_ignored=(other_result if conventions.revisions else result).der,
+        n_turns=n_turns, n_turn_messages=session.n_turn_messages,
+        unknown_turn_rate=float(turns["unknown"].mean()) if n_turns else np.nan,
+        turn_accuracy=float(turns["correct"].dropna().astype(bool).mean())
+        if turns["correct"].notna().any() else np.nan,
+        mapping=", ".join(f"{h}->{r}" for h, r in sorted(mapping.items())),
+        **mapping_stability(curve), **label_flips(reference, hypothesis, uem),
+        **partial_changes(session), **latency_summary(latency),
+        **speaker_count(reference, hypothesis, uem))
+    notes = [summary.get("note", "")]
+    if not session.turns:
+        notes.append("the log has no final Turn: all reference speech is missed")
+    if n_turns == 0 and session.turns:
+        notes.append("no final Turn has words")
+    notes += list(session.warnings)
+    summary["note"] = "; ".join(n for n in notes if n)
+    summary.update(conventions.as_columns())
+    tables = dict(der_over_time=curve, der_windows=windows, der_by_region=regions, turns=turns,
+                  reference_segments=segments, latency=latency, speaker_counts=counts)
+    for table in tables.values():
+        table.attrs.setdefault("conventions", conventions.describe())
+    return SessionScores(summary=summary, der=result, tables=tables)
+
+
+def sessions_frame(rows: list[dict], conventions: Conventions) -> pd.DataFrame:
+    """The sessions table from summary rows (conventions in attrs and columns)."""
+    frame = pd.DataFrame(rows)
+    return with_conventions(frame, conventions)
