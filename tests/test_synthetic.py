@@ -149,3 +149,37 @@ def test_bad_options_are_clear_errors(tmp_path):
         load_synthetic(tmp_path, n_speakers=0)
     with pytest.raises(DatasetError, match="noise and snr"):
         load_synthetic(tmp_path, noise="pink")
+
+
+def _ltas(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Long-term average spectrum in 20 log-spaced bands (dB, normalised)."""
+    import soxr
+
+    x = soxr.resample(samples.astype(np.float32) / 32768, rate, 16000)
+    n = 1024
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::256]
+    frames = frames[np.sqrt((frames ** 2).mean(axis=1)) > 0.01]
+    power = (np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) ** 2).mean(axis=0)
+    edges, freqs = np.geomspace(80, 8000, 21), np.fft.rfftfreq(n, 1 / 16000)
+    bands = np.array([power[(freqs >= lo) & (freqs < hi)].mean()
+                      for lo, hi in zip(edges[:-1], edges[1:])])
+    return 10 * np.log10(bands / bands.sum())
+
+
+def test_default_voices_are_distinct():
+    """Two texts per voice: every pair of voices differs more than one voice's two texts."""
+    from diareval.datasets.espeak import DISTINCT_VOICES, Espeak
+
+    from diareval.datasets.synthetic import VOCABULARY
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(VOCABULARY, size=60)) for _ in range(2)]
+    spectra = {}
+    with Espeak() as tts:
+        for voice in DISTINCT_VOICES:
+            spectra[voice] = [_ltas(tts.synthesize(t, voice).samples, 22050) for t in texts]
+    distance = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))  # noqa: E731
+    same = max(distance(*spectra[v]) for v in DISTINCT_VOICES)
+    different = min(distance(spectra[a][0], spectra[b][1])
+                    for a in DISTINCT_VOICES for b in DISTINCT_VOICES if a != b)
+    assert different > same, (different, same)

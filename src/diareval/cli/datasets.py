@@ -31,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     download.add_argument("--mic", default="ihm", choices=["ihm", "sdm"],
                           help="ihm = Mix-Headset (default), sdm = Array1-01")
     download.add_argument("--words", action="store_true",
-                          help="also the manual annotations' reference words (about 22 MB)")
+                          help="also the reference words (AMI manual annotations 1.6.2 zip)")
     download.add_argument("--no-audio", action="store_true",
                           help="only the setup files (references and UEMs)")
     download.add_argument("--yes", "-y", action="store_true",
@@ -156,8 +156,17 @@ def list_datasets(root: str | Path | None = None) -> list[dict]:
         rows.append({"name": "noisy", "variant": derived.parent.name.rsplit("-", 1)[0],
                      "status": f"cached ({len(info['sources'])} recordings)",
                      "where": str(derived.parent)})
-    for name in sorted(set(REGISTRY) - {"ami", "synthetic", "noisy"}):
-        rows.append({"name": name, "variant": "", "status": "registered", "where": ""})
+    for manifest in sorted((base / "mixtures").glob("*/dataset.json")):
+        info = json.loads(manifest.read_text())
+        rows.append({"name": "mixtures", "variant": f"from {info['folder']}",
+                     "status": f"cached ({len(info['recordings'])} recordings)",
+                     "where": str(manifest.parent)})
+    usage = {"noisy": "load('noisy', dataset=..., noise='pink', snr=10); "
+                      "CLI: datasets noise DATASET --snr ...",
+             "mixtures": "load('mixtures', folder=<speaker dirs of utterances>, ...)"}
+    for name in sorted(set(REGISTRY) - {"ami", "synthetic"}):
+        rows.append({"name": name, "variant": usage.get(name, ""), "status": "registered",
+                     "where": ""})
     rows.append({"name": "<folder>", "variant": "any folder of audio + RTTM (+ UEM)",
                  "status": "", "where": "--dataset path/to/folder"})
     return rows
