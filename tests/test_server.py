@@ -500,3 +500,24 @@ def test_numpy_values_from_engines_are_sent_as_plain_json():
     assert json.loads(text) == {"type": "Turn", "turn_order": 3, "end_of_turn": True,
                                 "end_of_turn_confidence": 0.5, "words": [1, 2]}
     assert '"turn_order":3,' in text  # an int, not 3.0
+
+
+def test_plain_http_request_to_the_endpoint_is_recorded_as_rejected():
+    import urllib.error
+    import urllib.request
+
+    async def main():
+        async with server() as srv:
+            def fetch():
+                request = urllib.request.Request(f"http://127.0.0.1:{srv.port}/v3/ws?{QUERY}",
+                                                 headers={"Authorization": KEY})
+                try:
+                    urllib.request.urlopen(request, timeout=5)
+                except urllib.error.HTTPError as exc:
+                    return exc.code
+            status = await asyncio.to_thread(fetch)
+            return srv, status
+    srv, status = run(main())
+    assert status == 426  # Upgrade Required
+    assert srv.sessions[0].http_status == 426 and not srv.sessions[0].accepted
+    assert srv._pending == {}

@@ -215,6 +215,7 @@ class LocalServer:
         """Bind and start serving; ``url`` is valid afterwards."""
         self._server = await serve(self._handle, self.host, self.port,
                                    process_request=self._process_request,
+                                   process_response=self._process_response,
                                    max_size=2 ** 22, ping_interval=None, server_header=None)
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -308,6 +309,17 @@ class LocalServer:
                 return None
         self._pending[id(connection)] = (session, auth_problem, params)
         return None
+
+    def _process_response(self, connection: ServerConnection, request: Request,
+                          response: Response) -> None:
+        # A request process_request let through can still fail the upgrade (not a websocket
+        # request, bad headers): record the status the client got.
+        pending = self._pending.get(id(connection))
+        if pending is not None and response.status_code != 101:
+            del self._pending[id(connection)]
+            session = pending[0]
+            session.http_status, session.ended = response.status_code, time.monotonic()
+            session.error = response.reason_phrase
 
     def _reject_http(self, connection, session, status: int, text: str) -> Response:
         session.http_status, session.error, session.ended = status, text, time.monotonic()
