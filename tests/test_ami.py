@@ -45,7 +45,8 @@ def test_ami_without_audio_points_to_download(tmp_path):
         rec.load_audio()
 
 
-def test_ami_registry_and_bad_choices():
+def test_ami_registry_and_bad_choices(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO())  # not a terminal, even under pytest -s
     recordings = load("ami", root=shared_data("ami-setup"), subset="dev", download=False)
     assert len(recordings) == 18
     # by name, AMI downloads on first use: without a terminal or yes=True it says how

@@ -176,7 +176,7 @@ def format_listing(rows: list[dict]) -> str:
     """A plain-text table of :func:`list_datasets` rows."""
     headers = ("name", "variant", "status", "where")
     widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
         lines.append("  ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths)).rstrip())

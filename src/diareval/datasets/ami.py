@@ -418,11 +418,12 @@ def _rewrite_wav(path: Path) -> None:
 def ensure_ami(root: str | Path | None = None, subset: str = "test", mic: str = "ihm",
                words: bool = False, yes: bool = False,
                confirm: Callable[[str], bool] | None = None, progress: bool = True,
-               ask_above_bytes: int = 1 << 30, **urls) -> Path:
+               ask_above_bytes: int = 200_000_000, **urls) -> Path:
     """Download whatever of an AMI subset is missing, asking first when it is big.
 
     The setup files are small and fetched without asking; the audio size is estimated
-    from the UEMs, and a download above ``ask_above_bytes`` (1 GiB) needs ``yes`` or
+    from the UEMs, and a download above ``ask_above_bytes`` (200 MB: any real subset; the
+    test subset is about 1 GB, train about 9 GB) needs ``yes`` or
     ``confirm(message) -> True`` (default: ask on a terminal, refuse otherwise).
     """
     subset, mic = _subset(subset), _mic(mic)
