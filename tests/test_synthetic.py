@@ -183,3 +183,17 @@ def test_default_voices_are_distinct():
     different = min(distance(spectra[a][0], spectra[b][1])
                     for a in DISTINCT_VOICES for b in DISTINCT_VOICES if a != b)
     assert different > same, (different, same)
+
+
+def test_same_bytes_in_another_process():
+    import hashlib
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from diareval.datasets.synthetic import ConversationSpec, "
+            "generate_conversation as g; c = g(ConversationSpec(n_speakers=3, minutes=0.3, "
+            "seed=5), 1); print(hashlib.sha256(c.audio.tobytes()).hexdigest())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=120).stdout.strip()
+    here = generate_conversation(ConversationSpec(n_speakers=3, minutes=0.3, seed=5), 1)
+    assert hashlib.sha256(here.audio.tobytes()).hexdigest() == other
