@@ -521,3 +521,16 @@ def test_plain_http_request_to_the_endpoint_is_recorded_as_rejected():
     assert status == 426  # Upgrade Required
     assert srv.sessions[0].http_status == 426 and not srv.sessions[0].accepted
     assert srv._pending == {}
+
+
+@pytest.mark.parametrize("compression, expected", [(None, None), ("deflate", "permessage-deflate")])
+def test_permessage_deflate_is_declined_unless_asked_for(compression, expected):
+    async def main():
+        async with server(compression=compression) as srv:
+            ws = await connect(srv)  # the client offers permessage-deflate by default
+            await ws.recv()
+            header = ws.response.headers.get("Sec-WebSocket-Extensions")
+            await ws.close()
+            return header
+    header = run(main())
+    assert (header.split(";")[0] if header else None) == expected

@@ -42,6 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="bad key: Error+close 1008 after the upgrade (default) or HTTP 401")
     parser.add_argument("--param-rejection", choices=("close", "http"), default="close",
                         help="bad query parameter: Error+close 3006 (default) or HTTP 400")
+    parser.add_argument("--compression", choices=("none", "deflate"), default="none",
+                        help="accept permessage-deflate (default: decline; PCM barely compresses)")
     faults = parser.add_argument_group("fault modes (for testing clients)")
     faults.add_argument("--fault-drop-after-seconds", type=float, metavar="S",
                         help="abort the connection (no close frame) after S s of audio")
@@ -119,7 +121,8 @@ def build_server(args):
     return LocalServer(factory, host=args.host, port=args.port, api_keys=_api_keys(args),
                        lookahead_seconds=None if args.no_lookahead else args.lookahead,
                        max_session_seconds=args.max_session_seconds, faults=faults,
-                       auth_rejection=args.auth_rejection, param_rejection=args.param_rejection)
+                       auth_rejection=args.auth_rejection, param_rejection=args.param_rejection,
+                       compression=None if args.compression == "none" else args.compression)
 
 
 async def _serve(server) -> None:

@@ -176,7 +176,10 @@ class LocalServer:
     ``api_keys=None`` accepts any non-empty key. ``lookahead_seconds=None`` lets clients
     stream as fast as they like. ``auth_rejection`` / ``param_rejection``: ``"close"``
     (the documented behaviour: Error frame + close 1008 / 3006 after the upgrade) or
-    ``"http"`` (HTTP 401 / 400 at the handshake).
+    ``"http"`` (HTTP 401 / 400 at the handshake). ``compression=None`` (default) declines
+    permessage-deflate: compressing PCM saves little and costs the client and the server
+    much of their per-chunk CPU;
+    ``"deflate"`` accepts it.
 
     Use ``async with LocalServer(...) as server`` in asyncio code, or
     ``with LocalServer(...).running_in_thread() as server`` from synchronous code.
@@ -186,7 +189,7 @@ class LocalServer:
                  api_keys: tuple[str, ...] | list[str] | None = None,
                  lookahead_seconds: float | None = 300.0, max_session_seconds: float = 10800,
                  faults: FaultConfig | None = None, auth_rejection: str = "close",
-                 param_rejection: str = "close"):
+                 param_rejection: str = "close", compression: str | None = None):
         if auth_rejection not in ("close", "http"):
             raise ConfigError(f"auth_rejection must be 'close' or 'http', got {auth_rejection!r}")
         if param_rejection not in ("close", "http"):
@@ -201,6 +204,9 @@ class LocalServer:
         self.max_session_seconds = max_session_seconds
         self.faults = faults or FaultConfig()
         self.auth_rejection, self.param_rejection = auth_rejection, param_rejection
+        if compression not in (None, "deflate"):
+            raise ConfigError(f"compression must be None or 'deflate', got {compression!r}")
+        self.compression = compression
         self.sessions: list[ServerSession] = []
         self._server = None
         self._pending: dict[int, tuple[ServerSession, str | None, SessionParams | None]] = {}
@@ -216,7 +222,8 @@ class LocalServer:
         self._server = await serve(self._handle, self.host, self.port,
                                    process_request=self._process_request,
                                    process_response=self._process_response,
-                                   max_size=2 ** 22, ping_interval=None, server_header=None)
+                                   max_size=2 ** 22, ping_interval=None, server_header=None,
+                                   compression=self.compression)
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         return self

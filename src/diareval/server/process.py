@@ -84,7 +84,8 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
                          lookahead_seconds: float | None = 300.0,
                          max_session_seconds: float = 10800,
                          faults: FaultConfig | None = None, host: str = "127.0.0.1",
-                         port: int = 0, startup_timeout: float = 120.0) -> ServerProcess:
+                         port: int = 0, startup_timeout: float = 120.0,
+                         compression: str | None = None) -> ServerProcess:
     """Start ``python -m diareval serve`` in a child process and wait for its URL.
 
     The child loads ``dataset`` itself (``diareval.datasets.load``). ``engine_options`` must be
@@ -98,6 +99,7 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
         command += ["--dataset", str(dataset)]
     command += ["--no-lookahead"] if lookahead_seconds is None else \
         ["--lookahead", str(lookahead_seconds)]
+    command += ["--compression", compression or "none"]
     command += fault_args(faults or FaultConfig())
     env = dict(os.environ)
     env.pop(API_KEYS_ENV, None)
