@@ -41,6 +41,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="collar in seconds PER SIDE, as md-eval -c (default 0)")
     parser.add_argument("--skip-overlap", action="store_true",
                         help="do not score overlapped reference speech (md-eval -1)")
+    parser.add_argument("--mapping-on", choices=("uem", "scored"), default="uem",
+                        help="compute the speaker mapping on the whole UEM (md-eval-22.pl, "
+                             "default) or on the region left after collars/overlap "
+                             "(pyannote.metrics)")
     parser.add_argument("--unknown", choices=("error", "nonspeech", "label"), default="error",
                         help="null/UNKNOWN labels: never mapped and scored as error (default), "
                              "treated as non-speech, or an ordinary label")
@@ -71,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
         if not (args.ref and args.hyp):
             raise ConfigError("the RTTM form needs both --ref and --hyp")
         conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
-                                  unknown="label", uem="UEM file" if args.uem else
+                                  mapping_on=args.mapping_on, unknown="label", hypothesis="rttm",
+                                  uem="UEM file" if args.uem else
                                   "union of reference and hypothesis extents")
         table = score_rttm(args.ref, args.hyp, args.uem, conventions)
         print(format_rttm_scores(table))
@@ -79,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.run_dir:
         raise ConfigError("give a RUN_DIR, or --ref and --hyp")
     conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
-                              unknown=args.unknown, level=args.level,
+                              mapping_on=args.mapping_on, unknown=args.unknown, level=args.level,
                               revisions=not args.no_revisions)
     tables = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,

@@ -69,6 +69,7 @@ class Conventions:
     revisions: bool = True
     uem: str = "from the recording"
     mapping_on: str = "uem"
+    hypothesis: str = "session log"  # or "rttm": then unknown/level/revisions do not apply
 
     def __post_init__(self):
         if self.mapping_on not in MAPPING_REGIONS:
@@ -91,11 +92,15 @@ class Conventions:
 
     def describe(self) -> str:
         """One line for a table caption or figure title."""
-        return (f"collar {self.collar:g} s per side, overlap "
-                f"{'skipped' if self.skip_overlap else 'scored'}, UEM {self.uem}, "
-                f"unknown={self.unknown}, {self.level}-level, revisions "
-                f"{'applied' if self.revisions else 'ignored'}, mapping on the "
+        text = (f"collar {self.collar:g} s per side, overlap "
+                f"{'skipped' if self.skip_overlap else 'scored'}, UEM {self.uem}, mapping on the "
                 f"{'UEM (md-eval)' if self.mapping_on == 'uem' else 'scored region (pyannote)'}")
+        if self.hypothesis == "session log":
+            text += (f", unknown={self.unknown}, {self.level}-level, revisions "
+                     f"{'applied' if self.revisions else 'ignored'}")
+        else:
+            text += f", hypothesis from {self.hypothesis}"
+        return text
 
     def as_columns(self) -> dict:
         """Column name -> value, prefixed ``conv_``, for tidy tables."""

@@ -76,13 +76,23 @@ def speaker_count(reference: Annotation, hypothesis: Annotation, uem: Timeline) 
     return dict(n_ref_speakers=n_ref, n_hyp_speakers=n_hyp, speaker_count_error=n_hyp - n_ref)
 
 
+def _setting(value) -> str:
+    """A max_speakers setting as text: "none" when not sent, else the integer."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "none"
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def speaker_count_by_setting(sessions: pd.DataFrame, by: str = "max_speakers") -> pd.DataFrame:
     """Mean (signed) and mean absolute speaker-count error and share exact, per setting."""
     if sessions.empty:
         return pd.DataFrame(columns=[by, "sessions", "mean_error", "mean_abs_error", "exact"])
     work = sessions.assign(_abs=sessions["speaker_count_error"].abs(),
                            _exact=(sessions["speaker_count_error"] == 0).astype(float),
-                           _key=sessions[by].astype(object).where(sessions[by].notna(), "none"))
+                           _key=[_setting(v) for v in sessions[by]])
     out = work.groupby("_key").agg(sessions=("speaker_count_error", "size"),
                                    mean_error=("speaker_count_error", "mean"),
                                    mean_abs_error=("_abs", "mean"), exact=("_exact", "mean"))

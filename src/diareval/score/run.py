@@ -230,7 +230,8 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
         out["der_over_time_dataset"] = with_conventions(pooled, conventions)
 
     if "speaker_count_error" in scored:
-        out["speaker_count_by_setting"] = speaker_count_by_setting(scored)
+        out["speaker_count_by_setting"] = with_conventions(speaker_count_by_setting(scored),
+                                                           conventions)
 
     configs = list(dict.fromkeys(scored["config"])) if len(scored) else []
     comparisons = []
