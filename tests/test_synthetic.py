@@ -112,6 +112,11 @@ def test_words_inside_their_speakers_segments(ten_minutes):
         assert any(s.start - 0.001 <= word.start and word.end <= s.end + 0.001 for s in turns)
     texts = {w.text for w in conversation.words}
     assert {"yeah", "okay", "right"} & texts
+    # every scripted word has a timed reference word, in order, inside its turn
+    for turn in conversation.turns[:60]:
+        inside = [w.text for w in conversation.words if w.speaker == turn.speaker
+                  and turn.start - 1e-3 <= w.start and w.end <= turn.end + 1e-3]
+        assert inside == turn.text.split()
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

@@ -42,7 +42,7 @@ from diareval.datasets.recording import Recording, ReferenceWord
 from diareval.datasets.rttm import format_rttm, load_rttm
 from diareval.errors import DatasetError
 
-GENERATOR_VERSION = 2  # bump when the output for a given spec changes (invalidates caches)
+GENERATOR_VERSION = 3  # bump when the output for a given spec changes (invalidates caches)
 
 BACKCHANNELS = {
     1: ("yeah", "okay", "right", "yes", "sure", "really", "exactly", "true", "wow", "no",
@@ -276,6 +276,19 @@ def _make_clip(synthesis, text: str, level: float, merge_gap: float) -> _Clip:
     for sample, char in zip(synthesis.word_starts, synthesis.word_positions):
         index = max(i for i, off in enumerate(offsets) if off <= max(char - 1, 0))
         starts.setdefault(index, int(round(sample * ratio)) - first)
+    # a token without its own event (espeak sometimes joins words): interpolate its start
+    # between the known neighbours by character offset
+    known = sorted(starts)
+    if known:
+        for i in range(len(tokens)):
+            if i in starts:
+                continue
+            before = max((j for j in known if j < i), default=None)
+            after = min((j for j in known if j > i), default=None)
+            lo_s, lo_c = (starts[before], offsets[before]) if before is not None else (0, 0)
+            hi_s, hi_c = (starts[after], offsets[after]) if after is not None else \
+                (len(x), len(text))
+            starts[i] = int(lo_s + (hi_s - lo_s) * (offsets[i] - lo_c) / max(hi_c - lo_c, 1))
     words = []
     for i, token in enumerate(tokens):
         start = starts.get(i)
