@@ -453,3 +453,27 @@ def test_update_configuration_redraws_pending_delays(recordings):
     assert after[:pending] == before[:pending]
     assert all(2000 <= d <= 3000 for d in after[pending:])
     assert engine.update_configuration({"vad_threshold": 0.3}) == []
+
+
+def test_merged_turns_keep_gaps_so_error_free_oracle_has_zero_der(tmp_path):
+    from pyannote.metrics.diarization import DiarizationErrorRate
+    reference = Annotation(uri="gap")
+    reference[Segment(0.0, 1.0)] = "a"
+    reference[Segment(1.2, 2.0)] = "a"  # 0.2 s gap: merged into one turn
+    reference[Segment(1.9, 2.5)] = "a"  # overlaps the previous piece: one piece
+    reference[Segment(3.0, 4.0)] = "b"
+    recording = Recording(uri="gap", audio_path=None, reference=reference,
+                          uem=Timeline([Segment(0, 4)]))
+    turns = plan_turns(recording, OracleConfig())
+    assert [t.speaker for t in turns] == ["a", "b"]
+    assert all(w.start >= 1200 or w.end <= 1000 for w in turns[0].words)  # nothing in the gap
+    folder = write_synthetic_dataset(tmp_path, n_recordings=1, duration=60, n_speakers=3, seed=5)
+    synthetic = load_folder(folder)[0]
+    engine = make_engine_factory("oracle", recordings=[synthetic], uniform_p_wrong=0.0,
+                                 p_unknown_short=0.0)(LABELS)
+    hypothesis = Annotation(uri=synthetic.uri)
+    for m in finals([m for _, m in stream(engine, synthetic.load_audio())]):
+        for w in m["words"]:
+            hypothesis[Segment(w["start"] / 1000, w["end"] / 1000)] = w["speaker"]
+    der = DiarizationErrorRate()(synthetic.reference, hypothesis, uem=synthetic.uem)
+    assert der < 0.001

@@ -214,36 +214,52 @@ class TurnDecision:
     extra: dict = field(default_factory=dict)
 
 
+def _pseudo_words(start: float, end: float, config: OracleConfig, first: int) -> list[PlannedWord]:
+    """Words ``w<first>``, ... spread evenly over [start, end] (integer ms, touching)."""
+    start_ms, end_ms = int(round(start * 1000)), int(round(end * 1000))
+    end_ms = max(end_ms, start_ms + 1)
+    n = max(1, int(round((end - start) * config.words_per_second)))
+    n = min(n, end_ms - start_ms)
+    bounds = [start_ms + (end_ms - start_ms) * i // n for i in range(n + 1)]
+    return [PlannedWord(bounds[i], bounds[i + 1], f"w{first + i}") for i in range(n)]
+
+
 def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
-    """The oracle's turns for ``recording``: pure function of the reference and ``config``."""
+    """The oracle's turns for ``recording``: pure function of the reference and ``config``.
+
+    Same-speaker segments that overlap or touch become one piece; pieces closer than
+    ``merge_gap`` form one turn. Words come from each piece separately, so they never span
+    a gap: with no label errors the final words reproduce the reference speech (to 1 ms).
+    """
     segments = sorted((seg.start, seg.end, str(label))
                       for seg, _, label in recording.reference.itertracks(yield_label=True))
-    if config.merge_gap is not None:
-        by_speaker: dict[str, list[list]] = {}
-        for start, end, speaker in segments:
-            runs = by_speaker.setdefault(speaker, [])
-            if runs and start - runs[-1][1] < config.merge_gap:
-                runs[-1][1] = max(runs[-1][1], end)
-            else:
-                runs.append([start, end])
-        segments = sorted((s, e, spk) for spk, runs in by_speaker.items() for s, e in runs)
+    runs: list[tuple[str, list[list[float]]]] = []  # (speaker, pieces [start, end])
+    last_run: dict[str, list[list[float]]] = {}
+    for start, end, speaker in segments:
+        pieces = last_run.get(speaker)
+        if pieces is not None and start <= pieces[-1][1]:
+            pieces[-1][1] = max(pieces[-1][1], end)
+        elif pieces is not None and config.merge_gap is not None and \
+                start - pieces[-1][1] < config.merge_gap:
+            pieces.append([start, end])
+        else:
+            pieces = [[start, end]]
+            last_run[speaker] = pieces
+            runs.append((speaker, pieces))
     overlap = [(seg.start, seg.end) for seg in recording.reference.get_overlap()]
     overlap_starts = np.array([s for s, _ in overlap], dtype=float)
     overlap_ends = np.array([e for _, e in overlap], dtype=float)
     reference_words = sorted(recording.words or [], key=lambda w: (w.start, w.end))
     turns = []
-    for start, end, speaker in segments:
-        words = [PlannedWord(int(round(w.start * 1000)), max(int(round(w.end * 1000)),
-                                                            int(round(w.start * 1000)) + 1), w.text)
-                 for w in reference_words
-                 if w.speaker == speaker and start <= (w.start + w.end) / 2 < end]
-        if not words:
-            start_ms, end_ms = int(round(start * 1000)), int(round(end * 1000))
-            end_ms = max(end_ms, start_ms + 1)
-            n = max(1, int(round((end - start) * config.words_per_second)))
-            n = min(n, end_ms - start_ms)
-            bounds = [start_ms + (end_ms - start_ms) * i // n for i in range(n + 1)]
-            words = [PlannedWord(bounds[i], bounds[i + 1], f"w{i + 1}") for i in range(n)]
+    for speaker, pieces in runs:
+        words: list[PlannedWord] = []
+        for start, end in pieces:
+            inside = [PlannedWord(int(round(w.start * 1000)),
+                                  max(int(round(w.end * 1000)), int(round(w.start * 1000)) + 1),
+                                  w.text)
+                      for w in reference_words
+                      if w.speaker == speaker and start <= (w.start + w.end) / 2 < end]
+            words += inside or _pseudo_words(start, end, config, len(words) + 1)
         spoken = overlapped = 0.0
         for w in words:
             s, e = w.start / 1000.0, w.end / 1000.0
