@@ -196,3 +196,41 @@ def test_without_speaker_labels_no_speaker_fields(factory, trn08):
     assert finals and all("speaker_label" not in m for m in finals)
     assert all("speaker" not in w for m in finals for w in m["words"])
     assert [m["turn_is_formatted"] for m in finals if m["turn_order"] == 0] == [False, True]
+
+
+@pytest.mark.baseline
+def test_real_sdk_receives_the_baseline_messages(factory, trn08):
+    import threading
+
+    sdk = pytest.importorskip("assemblyai.streaming.v3")
+    from diareval.server import LocalServer
+
+    audio = trn08.load_audio()[int(10 * 16000):int(30 * 16000)]
+    events: dict[str, list] = {"turn": [], "error": [], "termination": [], "revision": []}
+    done = threading.Event()
+    server = LocalServer(factory, api_keys=("test-key",), lookahead_seconds=300.0)
+    with server.running_in_thread():
+        # The SDK streams faster than real time here, so the engine is still working when
+        # Terminate arrives: wait for the Termination longer than the SDK's default 5 s.
+        client = sdk.StreamingClient(sdk.StreamingClientOptions(
+            api_key="test-key", api_host=server.url, terminate_timeout=120))
+        client.on(sdk.StreamingEvents.Turn, lambda c, e: events["turn"].append(e))
+        client.on(sdk.StreamingEvents.SpeakerRevision, lambda c, e: events["revision"].append(e))
+        client.on(sdk.StreamingEvents.Error, lambda c, e: (events["error"].append(e), done.set()))
+        client.on(sdk.StreamingEvents.Termination,
+                  lambda c, e: (events["termination"].append(e), done.set()))
+        client.connect(sdk.StreamingParameters(sample_rate=16000, speaker_labels=True,
+                                               max_speakers=4, format_turns=True,
+                                               speech_model="universal-streaming-english"))
+        client.stream(audio[i:i + 1600].tobytes() for i in range(0, len(audio), 1600))
+        client.disconnect(terminate=True)
+        done.wait(60)
+    assert events["error"] == [] and len(events["termination"]) == 1
+    session = server.sessions[0]
+    sent = [m for m in session.sent_messages if m["type"] == "Turn"]
+    # every Turn the engine produced reached the SDK's callback as a parsed TurnEvent
+    assert len(events["turn"]) == len(sent) > 0
+    assert len(events["revision"]) == sum(m["type"] == "SpeakerRevision" for m in session.sent_messages)
+    finals = [t for t in events["turn"] if t.end_of_turn and t.turn_is_formatted]
+    assert finals and all(t.speaker_label for t in finals)
+    assert all(isinstance(w.start, int) and w.speaker for t in finals for w in t.words)
