@@ -305,6 +305,15 @@ def test_wrong_size_and_wrong_length_are_errors(mirror, tmp_path):
         download_ami(tmp_path / "c", subset="test", progress=False)
     assert not (tmp_path / "c" / "ami" / "amicorpus" / "EN2002c" / "audio" /
                 "EN2002c.Mix-Headset.wav").exists()
+    # a whole file that is not audio (an HTML error page, say) is not taken either
+    uem.write_text("EN2002c 1 0.000 2.000000\n")
+    wav = site / "corpus" / "AMICorpusMirror" / "amicorpus" / "EN2002c" / "audio" / \
+        "EN2002c.Mix-Headset.wav"
+    wav.write_bytes(b"<html>mirror moved</html>" * 50)
+    with pytest.raises(DatasetError, match="EN2002c.Mix-Headset.wav"):
+        download_ami(tmp_path / "d", subset="test", progress=False)
+    with pytest.raises(DatasetError, match="not downloaded"):
+        load_ami(tmp_path / "d", "test", uris=["EN2002c"])[0].load_audio()
 
 
 def test_server_ignoring_range_restarts_cleanly(mirror, tmp_path):
