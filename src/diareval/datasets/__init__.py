@@ -54,3 +54,8 @@ from diareval.datasets.mixtures import load_mixtures  # noqa: E402
 
 register("mixtures", load_mixtures)
 __all__ += ["load_mixtures"]
+
+# What `python -m diareval run` streams when no dataset is named: the small embedded
+# generated dataset (3 conversations x 1 min, 2/3/4 speakers; needs the synth extra).
+DEFAULT_DATASET = "synthetic"
+__all__ += ["DEFAULT_DATASET"]
