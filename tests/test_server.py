@@ -534,3 +534,31 @@ def test_permessage_deflate_is_declined_unless_asked_for(compression, expected):
             return header
     header = run(main())
     assert (header.split(";")[0] if header else None) == expected
+
+
+def test_new_sessions_per_minute_limit():
+    async def main():
+        async with server(faults=FaultConfig(max_new_sessions_per_minute=2)) as srv:
+            first, second = await connect(srv), await connect(srv)
+            for ws in (first, second):
+                assert json.loads(await ws.recv())["type"] == "Begin"
+            await first.close()  # closing does not free a slot: the limit is on *new* sessions
+            third = await connect(srv)
+            result = await read_until_closed(third)
+            await second.close()
+            return srv, result
+    srv, (messages, code, _) = run(main())
+    assert code == 3009 and "more than 2 new per minute" in messages[0]["error"]
+    assert [s.accepted for s in srv.sessions] == [True, True, False]
+
+
+def test_fault_flags_round_trip_through_the_serve_command():
+    from diareval.server.process import fault_args
+    faults = FaultConfig(drop_after_seconds=1.5, message_delay_seconds=0.2, reject_code=1008,
+                         reject_after_sessions=4, never_terminate=True,
+                         max_new_sessions_per_minute=7, malformed_after_seconds=2.0,
+                         error_after_seconds=3.0)
+    from diareval.cli.serve import faults_from_args
+    args = build_parser().parse_args(["serve"] + fault_args(faults))
+    assert faults_from_args(args) == faults
+    assert faults_from_args(build_parser().parse_args(["serve"])) == FaultConfig()

@@ -58,6 +58,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="send one broken JSON frame after S s of audio")
     faults.add_argument("--fault-never-terminate", action="store_true",
                         help="ignore Terminate (no Termination, socket left open)")
+    faults.add_argument("--fault-max-new-sessions-per-minute", type=int, metavar="N",
+                        help="reject sessions beyond N new ones in any 60 s (AssemblyAI's limit)")
     return parser
 
 
@@ -95,7 +97,7 @@ def _accepts_recordings(engine: str) -> bool:
 
 def build_server(args):
     """The :class:`LocalServer` the arguments describe (the dataset is loaded here)."""
-    from diareval.server import FaultConfig, LocalServer
+    from diareval.server import LocalServer
     from diareval.server.engines import make_engine_factory
 
     try:
@@ -110,19 +112,26 @@ def build_server(args):
     elif args.engine == "oracle" and "recordings" not in options:
         raise ConfigError("the oracle engine needs --dataset (the recordings it replays)")
     factory = make_engine_factory(args.engine, **options)
-    faults = FaultConfig(
+    return LocalServer(factory, host=args.host, port=args.port, api_keys=_api_keys(args),
+                       lookahead_seconds=None if args.no_lookahead else args.lookahead,
+                       max_session_seconds=args.max_session_seconds,
+                       faults=faults_from_args(args), auth_rejection=args.auth_rejection,
+                       param_rejection=args.param_rejection,
+                       compression=None if args.compression == "none" else args.compression)
+
+
+def faults_from_args(args):
+    """The :class:`FaultConfig` of the ``--fault-*`` flags (inverse of ``process.fault_args``)."""
+    from diareval.server import FaultConfig
+    return FaultConfig(
         drop_after_seconds=args.fault_drop_after_seconds,
         error_after_seconds=args.fault_error_after_seconds,
         reject_after_sessions=args.fault_reject_after_sessions,
         reject_code=args.fault_reject_code,
         message_delay_seconds=args.fault_message_delay_seconds,
         malformed_after_seconds=args.fault_malformed_after_seconds,
-        never_terminate=args.fault_never_terminate)
-    return LocalServer(factory, host=args.host, port=args.port, api_keys=_api_keys(args),
-                       lookahead_seconds=None if args.no_lookahead else args.lookahead,
-                       max_session_seconds=args.max_session_seconds, faults=faults,
-                       auth_rejection=args.auth_rejection, param_rejection=args.param_rejection,
-                       compression=None if args.compression == "none" else args.compression)
+        never_terminate=args.fault_never_terminate,
+        max_new_sessions_per_minute=args.fault_max_new_sessions_per_minute)
 
 
 async def _serve(server) -> None:

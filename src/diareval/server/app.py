@@ -61,6 +61,9 @@ class FaultConfig:
     * ``message_delay_seconds``: send every message this long after it is due (order kept).
     * ``malformed_after_seconds``: send one broken (non-JSON) text frame, then carry on.
     * ``never_terminate``: ignore Terminate (no Termination, socket stays open).
+    * ``max_new_sessions_per_minute``: AssemblyAI's real limit (on *new* sessions per
+      minute, not on concurrent ones): a session beyond it in any sliding 60 s window is
+      rejected like ``reject_after_sessions`` (``Error`` + close ``reject_code``).
     """
 
     drop_after_seconds: float | None = None
@@ -70,6 +73,7 @@ class FaultConfig:
     message_delay_seconds: float = 0.0
     malformed_after_seconds: float | None = None
     never_terminate: bool = False
+    max_new_sessions_per_minute: int | None = None
 
     def __post_init__(self):
         if self.reject_code not in (proto.TOO_MANY_SESSIONS, proto.UNAUTHORIZED):
@@ -78,6 +82,8 @@ class FaultConfig:
             raise ConfigError("message_delay_seconds must be >= 0")
         if self.reject_after_sessions is not None and self.reject_after_sessions < 0:
             raise ConfigError("reject_after_sessions must be >= 0")
+        if self.max_new_sessions_per_minute is not None and self.max_new_sessions_per_minute < 1:
+            raise ConfigError("max_new_sessions_per_minute must be >= 1")
 
     @property
     def active(self) -> bool:
@@ -211,6 +217,7 @@ class LocalServer:
         self._server = None
         self._pending: dict[int, tuple[ServerSession, str | None, SessionParams | None]] = {}
         self._accepted = 0
+        self._accepted_at: list[float] = []  # monotonic start times of accepted sessions
 
     def __repr__(self) -> str:  # never shows the keys
         return f"LocalServer(url={self.url if self._server else None!r})"
@@ -377,6 +384,13 @@ class LocalServer:
             self._fail(outbox, session, faults.reject_code,
                        "Unauthorized Connection: Too many concurrent sessions")
             return
+        if faults.max_new_sessions_per_minute is not None:
+            window = [t for t in self._accepted_at if t > session.started - 60.0]
+            if len(window) >= faults.max_new_sessions_per_minute:
+                self._fail(outbox, session, faults.reject_code,
+                           "Unauthorized Connection: Too many concurrent sessions "
+                           f"(more than {faults.max_new_sessions_per_minute} new per minute)")
+                return
         try:
             # In a worker thread: building an engine may load models; other sessions keep pace.
             engine = await asyncio.to_thread(self.engine_factory, params)
@@ -384,6 +398,8 @@ class LocalServer:
             self._fail(outbox, session, exc.code, str(exc))
             return
         self._accepted += 1
+        self._accepted_at = [t for t in self._accepted_at if t > session.started - 60.0]
+        self._accepted_at.append(session.started)
         session.accepted = True
         begin = proto.begin_message(time.time() + self.max_session_seconds)
         session.session_id = begin["id"]
