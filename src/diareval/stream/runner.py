@@ -9,7 +9,8 @@ backoff, and writes the run directory (DESIGN.md):
     <run_dir>/run.json                         what was asked (never the key)
     <run_dir>/sessions/<config>/<uri>.jsonl    the session log (last attempt)
     <run_dir>/sessions/<config>/<uri>.attemptK.jsonl   earlier attempts' logs, kept
-    <run_dir>/sessions/<config>/<uri>.json     status: running|complete|failed|interrupted
+    <run_dir>/sessions/<config>/<uri>.json     status: complete|failed|interrupted
+                                               (running|retrying while the run is on)
 
 Ctrl-C (or cancelling ``run_async``) sends Terminate to every open session (an unclosed
 session is billed for 3 h), waits briefly for Termination, marks the sessions
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import os
 import platform
 import random
@@ -39,7 +41,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from diareval.errors import ConfigError, DiarevalError
 from diareval.stream.audio import check_chunk_seconds, recording_audio
 from diareval.stream.config import (DEFAULT_HOST, StreamConfig, build_headers, make_configs)
-from diareval.stream.session import (AuthenticationError, Outcome, PacingError, stream_attempt)
+from diareval.stream.session import (AttemptResult, AuthenticationError, Outcome, PacingError,
+                                     stream_attempt)
+
+logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "ASSEMBLYAI_API_KEY"
 BACKENDS = ("assemblyai", "local")
@@ -301,7 +306,8 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
             raise ConfigError(f"unknown engine {engine!r}; choose one of: "
                               f"{', '.join(sorted(ENGINES))}")
         if host is not None and api_key is None:
-            raise ConfigError("a local server given by host needs its api_key")
+            # a server started by `diareval serve` without keys accepts any non-empty key
+            api_key = os.environ.get("DIAREVAL_LOCAL_API_KEY") or "local"
     dataset_name, recordings = _dataset_recordings(dataset)
     _check_uris(recordings)
     server_dataset = None
@@ -493,12 +499,7 @@ class _Runner:
                     _write_json_atomic(status_path, status)
                     self.audio_live[key] = 0.0
                     try:
-                        result = await stream_attempt(
-                            url, self.headers, recording_audio(recording), log_path,
-                            chunk_seconds=plan.chunk_seconds, speed=plan.speed,
-                            terminate_timeout=plan.terminate_timeout, stop=self.stop,
-                            interrupt_timeout=plan.interrupt_timeout,
-                            on_audio=lambda d, key=key: self._on_audio(key, d))
+                        result = await self._attempt(config, recording, url, key, log_path)
                     finally:
                         self.running -= 1
                         self.audio_live.pop(key, None)
@@ -570,6 +571,23 @@ class _Runner:
         return SessionResult(config.name, uri, status["status"], len(attempts),
                              plan.durations[uri], log_path, status_path, status["error"])
 
+    async def _attempt(self, config, recording, url, key, log_path):
+        """One attempt; an unexpected exception (a bug, a full disk) fails this session with
+        the error in its status instead of vanishing inside a task."""
+        plan = self.plan
+        try:
+            return await stream_attempt(
+                url, self.headers, recording_audio(recording), log_path,
+                chunk_seconds=plan.chunk_seconds, speed=plan.speed,
+                terminate_timeout=plan.terminate_timeout, stop=self.stop,
+                interrupt_timeout=plan.interrupt_timeout,
+                on_audio=lambda d: self._on_audio(key, d))
+        except Exception as exc:  # noqa: BLE001 - reported in the status file
+            logger.exception("%s/%s: internal error", config.name, recording.uri)
+            return AttemptResult(outcome=Outcome.FAILED,
+                                 error=f"internal error: {type(exc).__name__}: {exc}",
+                                 audio_seconds=plan.durations[recording.uri])
+
     def _keep_previous_log(self, log_path: Path, attempts: list[dict]) -> None:
         """Before a new attempt, rename the last attempt's log to ``<uri>.attemptK.jsonl``."""
         if not log_path.exists():
@@ -595,6 +613,7 @@ class _Runner:
 async def _progress(runner: _Runner, total_sessions: int, total_audio: float, skipped: int):
     from tqdm.auto import tqdm
     hours = total_audio / 3600
+    interval = 0.5 if sys.stderr.isatty() else 15.0  # a log file gets a line per 15 s
     bar = tqdm(total=round(hours, 6), unit="h", file=sys.stderr, dynamic_ncols=True,
                desc="audio", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4f}/{total:.4f} h"
                                         " [{elapsed}<{remaining}{postfix}]")
@@ -607,7 +626,7 @@ async def _progress(runner: _Runner, total_sessions: int, total_audio: float, sk
                 + (f", {runner.finished['failed']} failed" if runner.finished["failed"] else "")
                 + (f", {skipped} skipped" if skipped else "") + ")", refresh=False)
             bar.refresh()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(interval)
     finally:
         bar.n = min(round(runner.audio_sent() / 3600, 6), bar.total)
         bar.refresh()
@@ -671,6 +690,9 @@ async def _execute(plan: _Plan, todo, host: str, install_sigint: bool) -> RunRes
             await asyncio.gather(progress, return_exceptions=True)
         if install_sigint:
             loop.remove_signal_handler(signal.SIGINT)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
     by_key = {}
     for (config, recording), task in zip(todo, tasks):
         if task.done() and not task.cancelled() and task.exception() is None:
