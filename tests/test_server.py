@@ -562,3 +562,20 @@ def test_fault_flags_round_trip_through_the_serve_command():
     args = build_parser().parse_args(["serve"] + fault_args(faults))
     assert faults_from_args(args) == faults
     assert faults_from_args(build_parser().parse_args(["serve"])) == FaultConfig()
+
+
+def test_slow_engine_does_not_delay_arrival_records_or_reorder_messages():
+    async def main():
+        async with LocalServer(SlowEngine, api_keys=None) as srv:
+            ws = await connect(srv)
+            await ws.recv()
+            for _ in range(3):
+                await ws.send(chunk(100))
+            await ws.send(json.dumps({"type": "Terminate"}))
+            return srv, await read_until_closed(ws)
+    srv, (messages, code, _) = run(main())
+    arrivals = [a[0] for a in srv.sessions[0].chunk_arrivals]
+    assert arrivals[-1] - arrivals[0] < 0.2  # recorded on arrival, not after 0.5 s feeds
+    assert code == 1000
+    assert [m["end_of_turn"] for m in messages[:-1]] == [False, False, False, True]
+    assert messages[-1]["type"] == "Termination"

@@ -415,40 +415,88 @@ async def _discard_frames(ws: ServerConnection) -> None:
 
 
 class _SessionRunner:
-    """The receive loop of one accepted session."""
+    """One accepted session: a receive loop and an engine worker.
+
+    The receive loop timestamps every frame on arrival and applies the protocol rules
+    (chunk size, rate, faults) at once; the engine work (feed, ForceEndpoint,
+    UpdateConfiguration, Terminate) runs in order in a separate task, so a slow engine
+    delays its own messages, never the arrival records or the rate check.
+    """
 
     def __init__(self, server: LocalServer, ws: ServerConnection, session: ServerSession,
                  outbox: _Outbox, params: SessionParams, engine: Engine):
         self.server, self.ws, self.session, self.outbox = server, ws, session, outbox
         self.params, self.engine = params, engine
         self.faults = server.faults
-        self.lock = asyncio.Lock()
+        self.jobs: asyncio.Queue = asyncio.Queue()
         self.first_chunk_at: float | None = None
         self.last_frame_at = time.monotonic()
         self.malformed_sent = False
-        self.done = False
+        self.done = False  # no more client frames are acted on
 
     async def _call(self, method, *args) -> list[dict]:
-        async with self.lock:
-            if self.engine.blocking:
-                return await asyncio.to_thread(method, *args)
-            return method(*args)
+        if self.engine.blocking:
+            return await asyncio.to_thread(method, *args)
+        return method(*args)
 
     def _send_all(self, messages: list[dict]) -> None:
+        if self.outbox.closing:  # an error already ended the session
+            return
         for message in messages:
             self.outbox.message(message)
 
     def _fail(self, code: int, text: str) -> None:
         self.done = True
-        self.server._fail(self.outbox, self.session, code, text)
+        if not self.outbox.closing:
+            self.server._fail(self.outbox, self.session, code, text)
 
-    async def _terminate(self) -> None:
-        """Graceful end: the engine's last messages, Termination, close 1000."""
+    def _fail_in_order(self, code: int, text: str) -> None:
+        """End the session with an Error once the engine has handled the frames before it."""
         self.done = True
-        self._send_all(await self._call(self.engine.finish))
-        wall = time.monotonic() - self.session.started
-        self.outbox.message(proto.termination_message(self.session.audio_seconds, wall))
-        self.outbox.close(proto.NORMAL, "")
+        self.jobs.put_nowait(("fail", (code, text)))
+
+    def _terminate(self) -> None:
+        """Graceful end (Terminate or inactivity): the worker sends the engine's last
+        messages, Termination, and closes 1000."""
+        self.done = True
+        self.jobs.put_nowait(("terminate", None))
+
+    async def _engine_worker(self) -> None:
+        while True:
+            kind, argument = await self.jobs.get()
+            if kind == "stop" or self.outbox.closing:
+                return
+            if kind == "fail":  # a protocol violation, after the audio that preceded it
+                self._fail(*argument)
+                return
+            try:
+                if kind == "audio":
+                    self._send_all(await self._call(self.engine.feed, argument))
+                    if self.faults.malformed_after_seconds is not None and \
+                            not self.malformed_sent and not self.outbox.closing and \
+                            self.session.audio_seconds >= self.faults.malformed_after_seconds:
+                        self.malformed_sent = True
+                        self.outbox.text(MALFORMED_FRAME)
+                elif kind == "force":
+                    self._send_all(await self._call(self.engine.force_endpoint))
+                elif kind == "update":
+                    self._send_all(await self._call(self.engine.update_configuration, argument))
+                elif kind == "terminate":
+                    self._send_all(await self._call(self.engine.finish))
+                    if not self.outbox.closing:
+                        wall = time.monotonic() - self.session.started
+                        self.outbox.message(proto.termination_message(
+                            self.session.audio_seconds, wall))
+                        self.outbox.close(proto.NORMAL, "")
+                    return
+            except EngineError as exc:
+                self._fail(exc.code, str(exc))
+                return
+            except Exception as exc:  # an engine bug: the client sees 3005, the log the cause
+                logger.exception("engine failed in session %d", self.session.index)
+                self._fail(proto.SERVER_ERROR,
+                           f"Session Cancelled: An error occurred ({type(exc).__name__})")
+                return
 
     async def _watchdog(self) -> None:
         """Session expiry (3008) and the inactivity timeout."""
@@ -461,7 +509,7 @@ class _SessionRunner:
                            "Session Expired: Maximum session duration exceeded")
                 return
             if inactivity is not None and now - self.last_frame_at >= inactivity:
-                await self._terminate()
+                self._terminate()
                 return
             wake = expires - now
             if inactivity is not None:
@@ -469,6 +517,7 @@ class _SessionRunner:
             await asyncio.sleep(max(wake, 0.001))
 
     async def run(self) -> None:
+        worker = asyncio.create_task(self._engine_worker())
         watchdog = asyncio.create_task(self._watchdog())
         try:
             async for frame in self.ws:
@@ -477,13 +526,11 @@ class _SessionRunner:
                     continue
                 try:
                     if isinstance(frame, bytes):
-                        await self._on_audio(frame)
+                        self._on_audio(frame)
                     else:
-                        await self._on_text(frame)
+                        self._on_text(frame)
                 except proto.ProtocolError as exc:
-                    self._fail(exc.code, exc.message)
-                except EngineError as exc:
-                    self._fail(exc.code, str(exc))
+                    self._fail_in_order(exc.code, exc.message)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -491,8 +538,10 @@ class _SessionRunner:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            self.jobs.put_nowait(("stop", None))
+            await worker
 
-    async def _on_audio(self, frame: bytes) -> None:
+    def _on_audio(self, frame: bytes) -> None:
         now = time.monotonic()
         session, faults = self.session, self.faults
         duration = proto.check_chunk(len(frame), self.params)
@@ -516,16 +565,11 @@ class _SessionRunner:
             return
         if faults.error_after_seconds is not None and \
                 session.audio_seconds >= faults.error_after_seconds:
-            self._fail(proto.SERVER_ERROR, "Session Cancelled: An error occurred")
+            self._fail_in_order(proto.SERVER_ERROR, "Session Cancelled: An error occurred")
             return
-        self._send_all(await self._call(self.engine.feed,
-                                        proto.decode_audio(frame, self.params.encoding)))
-        if faults.malformed_after_seconds is not None and not self.malformed_sent and \
-                session.audio_seconds >= faults.malformed_after_seconds:
-            self.malformed_sent = True
-            self.outbox.text(MALFORMED_FRAME)
+        self.jobs.put_nowait(("audio", proto.decode_audio(frame, self.params.encoding)))
 
-    async def _on_text(self, frame: str) -> None:
+    def _on_text(self, frame: str) -> None:
         try:
             message = json.loads(frame)
         except json.JSONDecodeError:
@@ -538,12 +582,11 @@ class _SessionRunner:
         kind = message["type"]
         if kind == "Terminate":
             if not self.faults.never_terminate:
-                await self._terminate()
+                self._terminate()
         elif kind == "ForceEndpoint":
-            self._send_all(await self._call(self.engine.force_endpoint))
+            self.jobs.put_nowait(("force", None))
         elif kind == "UpdateConfiguration":
-            changes = {k: v for k, v in message.items() if k != "type"}
-            self._send_all(await self._call(self.engine.update_configuration, changes))
+            self.jobs.put_nowait(("update", {k: v for k, v in message.items() if k != "type"}))
         elif kind == "KeepAlive":
             pass
         else:
