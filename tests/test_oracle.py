@@ -477,3 +477,19 @@ def test_merged_turns_keep_gaps_so_error_free_oracle_has_zero_der(tmp_path):
             hypothesis[Segment(w["start"] / 1000, w["end"] / 1000)] = w["speaker"]
     der = DiarizationErrorRate()(synthetic.reference, hypothesis, uem=synthetic.uem)
     assert der < 0.001
+
+
+def test_partial_to_final_label_changes_follow_the_decisions(recordings):
+    engine = make_engine_factory("oracle", recordings=recordings, seed=8,
+                                 p_partial_label_change=0.5, uniform_p_wrong=0.0,
+                                 p_unknown_short=0.0)(LABELS)
+    messages = [m for _, m in stream(engine, recordings[0].load_audio())]
+    changed = set()
+    for order in {m["turn_order"] for m in messages}:
+        turn = [m for m in messages if m["turn_order"] == order]
+        partial_labels = {m["speaker_label"] for m in turn if not m["end_of_turn"]}
+        final_label = [m["speaker_label"] for m in turn if m["end_of_turn"]][0]
+        if partial_labels and partial_labels != {final_label}:
+            changed.add(order)
+    expected = {d.index for d in engine.decisions if d.partial_identity is not None}
+    assert changed == expected and len(expected) >= 3
