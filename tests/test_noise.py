@@ -111,6 +111,12 @@ def test_derived_dataset_is_cached_and_named(tmp_path):
     again = add_noise(load_folder(folder), noise="pink", snr=5, root=tmp_path / "cache")
     assert again[0].audio_path == first[0].audio_path
     assert again[0].audio_path.stat().st_mtime_ns == stamp
+    # the derived folder is a dataset in its own right (audio + RTTM + UEM)
+    as_folder = load_folder(first[0].audio_path.parent)
+    assert [r.uri for r in as_folder] == [r.uri for r in first]
+    assert as_folder[0].reference.get_timeline().support().duration() == pytest.approx(
+        first[0].reference.get_timeline().support().duration(), abs=0.01)
+    assert as_folder[0].meta["uem"] == "UEM file"
     sweep = noise_sweep(load_folder(folder), [0, 10], root=tmp_path / "cache")
     assert sorted(sweep) == [0.0, 10.0]
     assert sweep[0][0].audio_path != sweep[10][0].audio_path

@@ -29,6 +29,7 @@ from pyannote.core import Timeline
 from diareval.datasets.audio import SAMPLE_RATE, float_to_int16, load_audio
 from diareval.datasets.download import cache_root
 from diareval.datasets.recording import Recording
+from diareval.datasets.rttm import format_rttm
 from diareval.errors import DatasetError
 
 NOISE_KINDS = ("white", "pink", "babble")
@@ -213,9 +214,16 @@ def add_noise(recordings: list[Recording], noise: str | Path = "pink", snr: floa
                                        others=others)
             speech = rec.reference.get_timeline().support()
             noisy = mix_at_snr(audio, noise_samples, snr, speech=speech)
-            part = dest.with_name(dest.name + ".part.wav")
-            sf.write(str(part), noisy, SAMPLE_RATE, subtype="PCM_16")
+            part = dest.with_name(dest.name + ".part")  # not *.wav: never taken for audio
+            sf.write(str(part), noisy, SAMPLE_RATE, subtype="PCM_16", format="WAV")
             os.replace(part, dest)
+        # references beside the audio: the derived folder is itself a loadable dataset
+        # (``--dataset <folder>``; reference words stay available through this API only)
+        rttm = folder / f"{rec.uri}.rttm"
+        if not rttm.exists():
+            rttm.write_text(format_rttm(rec.reference, rec.uri))
+            (folder / f"{rec.uri}.uem").write_text("".join(
+                f"{rec.uri} 1 {s.start:.3f} {s.end:.3f}\n" for s in rec.uem))
         meta = dict(rec.meta)
         meta.update({"derived_from": meta.get("dataset"), "noise": str(noise), "snr": float(snr),
                      "dataset": f"{meta.get('dataset', 'dataset')}+{label}",
