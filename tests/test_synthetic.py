@@ -202,3 +202,14 @@ def test_same_bytes_in_another_process():
                            check=True, timeout=120).stdout.strip()
     here = generate_conversation(ConversationSpec(n_speakers=3, minutes=0.3, seed=5), 1)
     assert hashlib.sha256(here.audio.tobytes()).hexdigest() == other
+
+
+def test_background_noise_at_the_requested_snr():
+    from diareval.datasets.noise import measure_snr
+
+    clean = generate_conversation(ConversationSpec(n_speakers=2, minutes=0.3, seed=4), 0)
+    noisy = generate_conversation(ConversationSpec(n_speakers=2, minutes=0.3, seed=4,
+                                                   noise="white", snr=5.0), 0)
+    assert noisy.reference == clean.reference and noisy.words == clean.words
+    speech = clean.reference.get_timeline().support()
+    assert measure_snr(clean.audio, noisy.audio, speech) == pytest.approx(5.0, abs=0.5)

@@ -100,7 +100,8 @@ class Espeak:
                 pass
         data_parent = os.path.dirname(espeakng_loader.get_data_path())
         if len(data_parent.encode()) > 120:  # espeak copies the path into a 160-byte buffer
-            link = Path(tempfile.gettempdir()) / f"diareval-espeak-{getattr(os, 'getuid', lambda: 0)()}"
+            uid = getattr(os, "getuid", lambda: 0)()
+            link = Path(tempfile.gettempdir()) / f"diareval-espeak-{uid}"
             if not link.exists():
                 link.symlink_to(data_parent)
             data_parent = str(link)
