@@ -212,6 +212,7 @@ def test_session_flow_begin_turns_termination_and_records():
     assert [round(a[1], 3) for a in session.chunk_arrivals] == [0.0, 0.1, 0.2]
     assert all(a[2] == pytest.approx(0.1) for a in session.chunk_arrivals)
     assert len(session.sent) == 7 and json.loads(session.sent[0])["type"] == "Begin"
+    assert len(session.sent_at) == 7 and session.sent_at == sorted(session.sent_at)
     assert session.close_code == 1000 and session.closed_by == "server"
 
 

@@ -103,6 +103,7 @@ class ServerSession:
     params: SessionParams | None = None
     session_id: str | None = None
     sent: list[str] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # time.monotonic() of each ``sent``
     received_messages: list[Any] = field(default_factory=list)  # client text frames, parsed
     close_code: int | None = None
     close_reason: str | None = None
@@ -160,6 +161,7 @@ class _Outbox:
             try:
                 if kind == "text":
                     self.session.sent.append(payload)
+                    self.session.sent_at.append(time.monotonic())
                     await self.ws.send(payload)
                 else:
                     code, reason = payload
