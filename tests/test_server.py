@@ -580,3 +580,15 @@ def test_slow_engine_does_not_delay_arrival_records_or_reorder_messages():
     assert code == 1000
     assert [m["end_of_turn"] for m in messages[:-1]] == [False, False, False, True]
     assert messages[-1]["type"] == "Termination"
+
+
+def test_stopping_the_server_closes_open_sessions_with_1001():
+    async def main():
+        srv = await server().start()
+        ws = await connect(srv)
+        await ws.recv()
+        await srv.stop()
+        return srv, await read_until_closed(ws)
+    srv, (messages, code, _) = run(main())
+    assert code == 1001 and messages == []
+    assert srv.sessions[0].close_code == 1001 and srv.sessions[0].closed_by == "server"

@@ -107,7 +107,7 @@ class ServerSession:
     received_messages: list[Any] = field(default_factory=list)  # client text frames, parsed
     close_code: int | None = None
     close_reason: str | None = None
-    closed_by: str | None = None  # "server" | "client" | "abort"
+    closed_by: str | None = None  # "server" | "client" | "abort" (fault: no close frame)
     ended: float | None = None
     audio_seconds: float = 0.0
     chunk_arrivals: list[tuple[float, float, float]] = field(default_factory=list)
@@ -220,6 +220,7 @@ class LocalServer:
         self._pending: dict[int, tuple[ServerSession, str | None, SessionParams | None]] = {}
         self._accepted = 0
         self._accepted_at: list[float] = []  # monotonic start times of accepted sessions
+        self._stopping = False
 
     def __repr__(self) -> str:  # never shows the keys
         return f"LocalServer(url={self.url if self._server else None!r})"
@@ -240,6 +241,7 @@ class LocalServer:
     async def stop(self) -> None:
         """Close every connection and stop listening."""
         if self._server is not None:
+            self._stopping = True  # open sessions end with 1001 "going away"
             self._server.close()
             await self._server.wait_closed()
 
@@ -371,7 +373,8 @@ class LocalServer:
             session.ended = time.monotonic()
             if session.close_code is None:
                 session.close_code, session.close_reason = ws.close_code, ws.close_reason
-                session.closed_by = session.closed_by or "client"
+                session.closed_by = session.closed_by or \
+                    ("server" if self._stopping else "client")
 
     def _fail(self, outbox: _Outbox, session: ServerSession, code: int, text: str) -> None:
         session.error = text
