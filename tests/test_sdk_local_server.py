@@ -149,3 +149,39 @@ def test_sdk_parses_u3_pro_messages_and_formatted_turns(recordings):
     assert formatted_finals and all(t.transcript.endswith(".") for t in formatted_finals)
     params = server.sessions[1].params
     assert params.keyterms_prompt == ("alpha", "beta") and params.min_turn_silence == 300
+
+
+def test_async_sdk_client_with_force_endpoint_and_set_params(recordings):
+    import asyncio
+
+    factory = make_engine_factory("oracle", recordings=recordings, seed=3)
+    audio = recordings[1].load_audio()
+
+    async def main(server):
+        events = {"turn": [], "termination": [], "error": []}
+        client = sdk.AsyncStreamingClient(sdk.StreamingClientOptions(api_key="test-key",
+                                                                     api_host=server.url))
+        client.on(sdk.StreamingEvents.Turn, lambda c, e: events["turn"].append(e))
+        client.on(sdk.StreamingEvents.Termination,
+                  lambda c, e: events["termination"].append(e))
+        client.on(sdk.StreamingEvents.Error, lambda c, e: events["error"].append(e))
+        await client.connect(sdk.StreamingParameters(sample_rate=16000, speaker_labels=True))
+        half = len(audio) // 2
+        await client.stream(list(_chunks(audio[:half])))
+        await client.force_endpoint()
+        await client.set_params(sdk.StreamingSessionParameters(max_turn_silence=2000))
+        await client.stream(list(_chunks(audio[half:])))
+        await client.disconnect(terminate=True)
+        return events
+
+    async def run_all():
+        async with LocalServer(factory, api_keys=("test-key",), lookahead_seconds=None) as srv:
+            return srv, await main(srv)
+
+    server, events = asyncio.run(run_all())
+    assert events["error"] == [] and len(events["termination"]) == 1
+    finals = [t for t in events["turn"] if t.end_of_turn]
+    assert [t.turn_order for t in finals] == list(range(len(finals))) and len(finals) > 3
+    received = server.sessions[0].received_messages
+    assert {"type": "ForceEndpoint"} in received
+    assert {"type": "UpdateConfiguration", "max_turn_silence": 2000} in received
