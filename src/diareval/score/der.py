@@ -240,6 +240,12 @@ def der(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     ``uem`` is required: pyannote's fallback (the union of both extents) silently
     changes the false alarm.
     """
+    return der_and_mapping(reference, hypothesis, uem, conventions)[0]
+
+
+def der_and_mapping(reference: Annotation, hypothesis: Annotation, uem: Timeline,
+                    conventions: Conventions = Conventions()) -> tuple[DERResult, dict]:
+    """:func:`der` and the optimal mapping (hypothesis label -> reference label) it used."""
     ref, hyp, scored, region = prepare(reference, hypothesis, uem, conventions)
     mapping = _mapping(ref, hyp, region)
     ref, hyp = DiarizationErrorRate().uemify(ref, hyp, uem=scored)
@@ -252,7 +258,8 @@ def der(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     unknown_speech = sum(segment.duration for segment, _ in unknown.itertracks())
     return DERResult(reference_speech=detail["total"], correct=detail["correct"],
                      miss=detail["missed detection"], false_alarm=detail["false alarm"],
-                     confusion=detail["confusion"], unknown_speech=unknown_speech, sessions=1)
+                     confusion=detail["confusion"], unknown_speech=float(unknown_speech),
+                     sessions=1), mapping
 
 
 @dataclass(frozen=True)

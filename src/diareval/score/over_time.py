@@ -183,6 +183,23 @@ class ElementaryIntervals:
         return float(self._parts[b, 5] - self._parts[a, 5])
 
 
+def _intervals(reference, hypothesis, uem, conventions, grid, intervals):
+    """``intervals`` if given (built with a grid holding every time in ``grid``), else new ones.
+
+    Sharing one :class:`ElementaryIntervals` between the curve, the windows and the
+    regions of a session saves building it (and merging the annotations) again."""
+    if intervals is None:
+        return ElementaryIntervals(reference, hypothesis, uem, conventions, grid=grid)
+    if intervals.conventions != conventions:
+        raise ConfigError("the shared intervals were built under other conventions")
+    wanted = np.asarray(list(grid), dtype=float)
+    index = np.clip(np.searchsorted(intervals.bounds, wanted), 0, len(intervals.bounds) - 1)
+    missing = wanted[intervals.bounds[index] != wanted].tolist()
+    if missing:
+        raise ConfigError(f"the shared intervals lack grid times {missing[:3]}...")
+    return intervals
+
+
 def time_grid(end: float, step: float) -> np.ndarray:
     """``step, 2*step, ...`` up to ``end``, plus ``end`` itself (times are ``k*step``, not sums)."""
     if not (step > 0 and math.isfinite(step)):
@@ -205,7 +222,8 @@ def session_end(reference: Annotation, hypothesis: Annotation, uem: Timeline) ->
 
 def der_over_time(reference: Annotation, hypothesis: Annotation, uem: Timeline,
                   conventions: Conventions = Conventions(), step: float = 1.0,
-                  end: float | None = None) -> pd.DataFrame:
+                  end: float | None = None, intervals: ElementaryIntervals | None = None
+                  ) -> pd.DataFrame:
     """Cumulative DER on ``[0, t]`` at ``t = step, 2*step, ..., end``.
 
     One row per ``t``: the prefix's components, ``der_prefix`` with the prefix's own
@@ -216,7 +234,7 @@ def der_over_time(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     """
     end = session_end(reference, hypothesis, uem) if end is None else float(end)
     times = time_grid(end, step)
-    ei = ElementaryIntervals(reference, hypothesis, uem, conventions, grid=times)
+    ei = _intervals(reference, hypothesis, uem, conventions, times, intervals)
     final_parts, final_cooc, final_gain = ei.span(0, len(ei.d))
     final = ei.solve(final_cooc, final_gain)
     rows = []
@@ -242,19 +260,28 @@ def der_over_time(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     return with_conventions(frame, conventions)
 
 
+def window_edges(end: float, window: float, step: float) -> tuple[list[float], list[float]]:
+    """Window starts ``0, step, ...`` (before ``end``) and every start/end time."""
+    if not (window > 0 and math.isfinite(window)):
+        raise ConfigError(f"window must be a positive number of seconds, got {window!r}")
+    if not (step > 0 and math.isfinite(step)):
+        raise ConfigError(f"window step must be a positive number of seconds, got {step!r}")
+    starts = [k * step for k in range(int(math.floor(end / step + 1e-9)) + 1)
+              if k * step < end or k == 0]
+    edges = sorted(set(starts) | {min(s + window, end) for s in starts})
+    return starts, edges
+
+
 def der_windows(reference: Annotation, hypothesis: Annotation, uem: Timeline,
                 conventions: Conventions = Conventions(), window: float = 60.0,
-                step: float = 10.0, end: float | None = None) -> pd.DataFrame:
+                step: float = 10.0, end: float | None = None,
+                intervals: ElementaryIntervals | None = None) -> pd.DataFrame:
     """DER on sliding windows ``[s, s + window]`` (``s = 0, step, ...``; the last windows are
     cut at the session end), each with its own optimal mapping (``der_window``) and with
     the whole session's mapping (``der_global``)."""
-    if not (window > 0 and math.isfinite(window)):
-        raise ConfigError(f"window must be a positive number of seconds, got {window!r}")
     end = session_end(reference, hypothesis, uem) if end is None else float(end)
-    starts = [k * step for k in range(int(math.floor(end / step + 1e-9)) + 1)
-              if k * step < end or k == 0]
-    edges = sorted({s for s in starts} | {min(s + window, end) for s in starts})
-    ei = ElementaryIntervals(reference, hypothesis, uem, conventions, grid=edges)
+    starts, edges = window_edges(end, window, step)
+    ei = _intervals(reference, hypothesis, uem, conventions, edges, intervals)
     _, final_cooc, final_gain = ei.span(0, len(ei.d))
     final = ei.solve(final_cooc, final_gain)
     rows = []
@@ -276,14 +303,15 @@ def der_windows(reference: Annotation, hypothesis: Annotation, uem: Timeline,
 
 
 def der_by_region(reference: Annotation, hypothesis: Annotation, uem: Timeline,
-                  conventions: Conventions = Conventions()) -> pd.DataFrame:
+                  conventions: Conventions = Conventions(),
+                  intervals: ElementaryIntervals | None = None) -> pd.DataFrame:
     """DER split into overlap (>= 2 reference speakers) and single-speaker regions.
 
     Both use the session's optimal mapping; the "single" region also holds the
     scored time without reference speech (where false alarms happen), so the two rows'
     components add up to the session's DER components.
     """
-    ei = ElementaryIntervals(reference, hypothesis, uem, conventions)
+    ei = _intervals(reference, hypothesis, uem, conventions, (), intervals)
     _, cooc, gain = ei.span(0, len(ei.d))
     final = ei.solve(cooc, gain)
     overlap = ei.nr.sum(axis=1) >= 2

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from diareval.errors import DiarevalError
-from diareval.score.der import Conventions, DERResult, der, jer, optimal_mapping, with_conventions
+from diareval.score.der import Conventions, DERResult, der, der_and_mapping, jer, with_conventions
 from diareval.score.hypothesis import hypothesis_from_turns, session_turns
 from diareval.score.latency import latency_summary, speaker_count, turn_latency
-from diareval.score.over_time import der_by_region, der_over_time, der_windows
+from diareval.score.over_time import (ElementaryIntervals, der_by_region, der_over_time,
+                                      der_windows, session_end, time_grid, window_edges)
 from diareval.score.stability import (label_flips, mapping_stability, partial_changes,
                                       speaker_counts_over_time)
 from diareval.score.turns import reference_segment_table, turn_table
@@ -55,18 +56,22 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
     session = session_turns(log, revisions=conventions.revisions)
     hypothesis = hypothesis_from_turns(session.turns, conventions.level, conventions.unknown,
                                        uri=recording.uri)
-    result = der(reference, hypothesis, uem, conventions)
+    result, mapping = der_and_mapping(reference, hypothesis, uem, conventions)
     other = replace(conventions, revisions=not conventions.revisions)
     other_turns = session_turns(log, revisions=other.revisions)
     other_hypothesis = hypothesis_from_turns(other_turns.turns, other.level, other.unknown,
                                              uri=recording.uri)
     other_result = der(reference, other_hypothesis, uem, other) if session.revisions else result
-    mapping = optimal_mapping(reference, hypothesis, uem, conventions)
 
-    curve = der_over_time(reference, hypothesis, uem, conventions, step=step)
+    # one set of elementary intervals for the curve, the windows and the regions
+    end = session_end(reference, hypothesis, uem)
+    grid = set(time_grid(end, step).tolist()) | set(window_edges(end, window, window_step)[1])
+    intervals = ElementaryIntervals(reference, hypothesis, uem, conventions, grid=sorted(grid))
+    curve = der_over_time(reference, hypothesis, uem, conventions, step=step, end=end,
+                          intervals=intervals)
     windows = der_windows(reference, hypothesis, uem, conventions, window=window,
-                          step=window_step)
-    regions = der_by_region(reference, hypothesis, uem, conventions)
+                          step=window_step, end=end, intervals=intervals)
+    regions = der_by_region(reference, hypothesis, uem, conventions, intervals=intervals)
     turns = turn_table(session.turns, reference, uem, mapping, conventions)
     segments = reference_segment_table(reference, hypothesis, uem, mapping, conventions)
     latency = turn_latency(session, conventions)
@@ -83,7 +88,7 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
         turn_accuracy=float(turns["correct"].dropna().astype(bool).mean())
         if turns["correct"].notna().any() else np.nan,
         mapping=", ".join(f"{h}->{r}" for h, r in sorted(mapping.items())),
-        **mapping_stability(curve), **label_flips(reference, hypothesis, uem),
+        **mapping_stability(curve), **label_flips(reference, hypothesis, uem, intervals),
         **partial_changes(session), **latency_summary(latency),
         **speaker_count(reference, hypothesis, uem))
     notes = [summary.get("note", "")]

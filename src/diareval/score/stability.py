@@ -60,9 +60,14 @@ def mapping_stability(curve: pd.DataFrame) -> dict:
                 stability_note="" if final else "no mapped label at the end of the session")
 
 
-def label_flips(reference: Annotation, hypothesis: Annotation, uem: Timeline) -> dict:
-    """Label flips inside single-speaker reference speech (see the module docstring)."""
-    ei = ElementaryIntervals(reference, hypothesis, uem, Conventions())
+def label_flips(reference: Annotation, hypothesis: Annotation, uem: Timeline,
+                intervals: ElementaryIntervals | None = None) -> dict:
+    """Label flips inside single-speaker reference speech (see the module docstring).
+
+    Collar-free: ``intervals`` (to reuse) must have been built with collar 0, overlap scored."""
+    ei = intervals
+    if ei is None or ei.conventions.collar != 0 or ei.conventions.skip_overlap:
+        ei = ElementaryIntervals(reference, hypothesis, uem, Conventions())
     nr, nh, d = ei.nr, ei.nh[:, ei.known], ei.d
     single = (nr.sum(axis=1) == 1) & (d > 0)
     one_label = nh.sum(axis=1) == 1
