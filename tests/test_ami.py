@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from pyannote.core import Segment
 
 from conftest import shared_data
 from diareval.datasets import DatasetError, load

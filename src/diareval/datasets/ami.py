@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pyannote.core import Annotation, Segment, Timeline
+from pyannote.core import Annotation, Segment
 from tqdm.auto import tqdm
 
 from diareval.datasets.audio import SAMPLE_RATE, audio_duration, load_audio

@@ -227,14 +227,6 @@ class _Source:
         return self._finish(piece, inside, []), f"[{utterance.uri}]", n_words
 
 
-@dataclass(frozen=True)
-class MixtureSpec:
-    """A mixture dataset: the source folder and the turn-taking spec."""
-
-    folder: str
-    conversation: ConversationSpec
-
-
 def _folder_identity(speakers: dict[str, list[Utterance]]) -> list:
     identity = []
     for speaker, utterances in sorted(speakers.items()):
