@@ -493,3 +493,15 @@ def test_partial_to_final_label_changes_follow_the_decisions(recordings):
             changed.add(order)
     expected = {d.index for d in engine.decisions if d.partial_identity is not None}
     assert changed == expected and len(expected) >= 3
+
+
+def test_oracle_decisions_offline_match_a_streamed_session(recordings):
+    from diareval.server.engines.oracle import oracle_decisions
+    config = OracleConfig.uniform(0.3, seed=12, p_partial_label_change=0.3)
+    params = SessionParams(speaker_labels=True, max_speakers=3)
+    engine = make_engine_factory("oracle", recordings=recordings, config=config)(params)
+    messages = finals([m for _, m in stream(engine, recordings[2].load_audio())])
+    offline = oracle_decisions(recordings[2], params, config)
+    assert [d.label for d in offline] == [d.label for d in engine.decisions] == \
+        [m["speaker_label"] for m in messages]
+    assert [d.wrong for d in offline] == [d.wrong for d in engine.decisions]

@@ -29,7 +29,8 @@ of how the audio was chunked.
    names; ``speaker_label`` on every Turn and ``speaker`` on every final word.
 
 ``engine.decisions`` lists one :class:`TurnDecision` per planned turn (debugging, and the
-ground truth tests recover the injected rates from).
+ground truth tests recover the injected rates from); :func:`oracle_decisions` computes the
+same list offline from (recording, params, config), e.g. in the scoring process.
 """
 
 from __future__ import annotations
@@ -348,6 +349,30 @@ def assign_labels(turns: Sequence[PlannedTurn], params: SessionParams, config: O
             if d.identity is not None and home is not None and d.identity != home and \
                     u[d.index, _U_REVISION] < config.p_revision:
                 d.revision_identity = home
+    return decisions
+
+
+def oracle_decisions(recording: Recording, params: SessionParams,
+                     config: OracleConfig | None = None) -> list[TurnDecision]:
+    """The oracle's per-turn decisions for ``recording`` under ``params``, without streaming.
+
+    The same decisions a session makes (they depend on nothing else), with ``label`` filled
+    as the session shows it when the whole recording is streamed. Scoring can check itself
+    against these from another process (the server's engines live in the server process).
+    """
+    config = config or OracleConfig()
+    turns = plan_turns(recording, config)
+    decisions = assign_labels(turns, params, config, draws(config.seed, recording.uri,
+                                                           len(turns)))
+    names: dict[int, str] = {}
+    for decision in decisions:
+        for identity in (decision.partial_identity, decision.identity):
+            if identity is not None and identity not in names:
+                names[identity] = _letters(len(names))
+        if decision.unknown:
+            decision.label = UNKNOWN if config.unknown_style == "UNKNOWN" else None
+        elif params.speaker_labels:
+            decision.label = names[decision.identity]
     return decisions
 
 
