@@ -505,3 +505,25 @@ def test_oracle_decisions_offline_match_a_streamed_session(recordings):
     assert [d.label for d in offline] == [d.label for d in engine.decisions] == \
         [m["speaker_label"] for m in messages]
     assert [d.wrong for d in offline] == [d.wrong for d in engine.decisions]
+
+
+def test_candidates_narrow_as_audio_arrives(tmp_path, recordings):
+    import soundfile as sf
+    rng = np.random.default_rng(2)
+    common = rng.normal(0, 0.1, 16000)
+    uris = []
+    for name in ("first", "second"):
+        audio = np.concatenate([common, rng.normal(0, 0.1, 32000)])
+        sf.write(tmp_path / f"{name}.wav", audio, 16000, subtype="PCM_16")
+        uris.append(name)
+    catalog = [Recording(uri=u, audio_path=tmp_path / f"{u}.wav",
+                         reference=recordings[0].reference, uem=recordings[0].uem)
+               for u in uris]
+    factory = make_engine_factory("oracle", recordings=catalog)
+    engine = factory(LABELS)
+    audio = catalog[1].load_audio()
+    for i in range(0, 16000, 1600):
+        engine.feed(audio[i:i + 1600])
+    assert engine.recording is None and len(engine._candidates) == 2  # still ambiguous
+    engine.feed(audio[16000:17600])
+    assert engine.recording.uri == "second"

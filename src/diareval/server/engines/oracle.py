@@ -460,6 +460,7 @@ class OracleEngine(Engine):
         self.samples = 0  # audio received, in samples
         self._buffer: list[np.ndarray] = []
         self._candidates = list(range(len(factory.recordings)))
+        self._checked = 0  # samples of received audio already matched against the candidates
         self.recording: Recording | None = None
         self.turns: list[PlannedTurn] = []
         self.decisions: list[TurnDecision] = []
@@ -480,13 +481,15 @@ class OracleEngine(Engine):
     def _identify(self) -> None:
         received = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         self._buffer = [received]
+        checked = self._checked  # every candidate already matches received[:checked]
         remaining = []
         for index in self._candidates:
             prefix = self.factory.prefixes[index]
             n = min(len(prefix), len(received))
-            if np.array_equal(prefix[:n], received[:n]):
+            if n <= checked or np.array_equal(prefix[checked:n], received[checked:n]):
                 remaining.append(index)
         self._candidates = remaining
+        self._checked = len(received)
         if not remaining:
             raise EngineError("oracle: audio matches no known recording", code=3005)
         window = int(self.config.identify_seconds * SAMPLE_RATE)
