@@ -38,18 +38,24 @@ class SessionParams:
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted parameters, as sent
 
     @property
+    def is_u3_pro(self) -> bool:
+        """True for the Universal-3 Pro family (``u3-*``, ``universal-3-*``), whose turn
+        defaults and message style differ from Universal-Streaming's."""
+        return self.speech_model.startswith(("u3", "universal-3"))
+
+    @property
     def effective_min_turn_silence(self) -> int:
         """min_turn_silence in ms, or the model's default (U3 Pro 100, Universal-Streaming 400)."""
         if self.min_turn_silence is not None:
             return self.min_turn_silence
-        return 100 if self.speech_model.startswith("u3") else 400
+        return 100 if self.is_u3_pro else 400
 
     @property
     def effective_max_turn_silence(self) -> int:
         """max_turn_silence in ms, or the model's default (U3 Pro 1000, Universal-Streaming 1280)."""
         if self.max_turn_silence is not None:
             return self.max_turn_silence
-        return 1000 if self.speech_model.startswith("u3") else 1280
+        return 1000 if self.is_u3_pro else 1280
 
 
 class EngineError(DiarevalError):

@@ -472,7 +472,7 @@ class OracleEngine(Engine):
         self._turn_decision: list[TurnDecision] = []  # parallel to self.turns
         self._u = np.zeros((0, _N_DRAWS))
         self._speech_started = -1  # index of the last turn whose SpeechStarted went out (U3)
-        self.u3 = params.speech_model.startswith(("u3", "universal-3"))
+        self.u3 = params.is_u3_pro
         # (turn_order, index into self.turns, words) of every final emitted
         self._emitted: list[tuple[int, int, tuple[PlannedWord, ...]]] = []
 
