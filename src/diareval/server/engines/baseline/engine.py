@@ -33,6 +33,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from diareval.errors import ConfigError
 from diareval.server.engines.base import Engine, SessionParams
@@ -62,6 +63,8 @@ class BaselineConfig:
     embedding_seconds: float = 2.0
     min_embedding_seconds: float = 0.3
     speaker_threshold: float = 0.5  # local activity above this counts as speaking
+    continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
+    refresh_steps: int = 3  # a linked local speaker is re-embedded after this many windows
     # labels
     snap_words: bool = True  # stretch word extents over the VAD speech around them
     max_snap: float = 0.6  # s, at most, per word side
@@ -132,6 +135,8 @@ class _Turn:
         self.decoded_at = start  # sample: audio end of the last partial decode
         self.pause_checked = False  # the current pause was already tested for a sentence end
         self.partial_words: list = []
+        self.pause_words: list | None = None  # words decoded at the last pause
+        self.pause_speech = -1  # last_speech when they were decoded
         self.partials_sent = 0
 
 
@@ -171,6 +176,7 @@ class BaselineEngine(Engine):
         self.act = np.zeros((0, MAX_GLOBAL), dtype=np.float32)
         self.weight = np.zeros(0, dtype=np.float32)
         self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
+        self.previous: dict | None = None  # the last window: activity, times, mapping, ages
         self.windows: list[tuple] = []  # (first cell, local activity on grid, weights, embeddings, valid)
         self.letters: dict[int, str] = {}
         self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
@@ -244,10 +250,14 @@ class BaselineEngine(Engine):
         silence = (frame_end - turn.last_speech) / SAMPLE_RATE
         length = (frame_end - turn.start) / SAMPLE_RATE
         if silence >= self.max_silence:
-            return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE), confidence=1.0)
+            reuse = turn.pause_words if turn.pause_speech == turn.last_speech else None
+            # nothing was said since the pause was decoded: its words are the final words
+            return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE), confidence=1.0,
+                                  words=reuse, decoded_to=frame_end if reuse is not None else None)
         if silence >= self.min_silence and not turn.pause_checked:
             turn.pause_checked = True
             words = self._decode(turn.start, frame_end)
+            turn.pause_words, turn.pause_speech = words, turn.last_speech
             if words and _SENTENCE_END.search(words[-1][0]):
                 return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE),
                                       confidence=0.9, words=words, decoded_to=frame_end)
@@ -429,32 +439,67 @@ class BaselineEngine(Engine):
         # skip windows without speech (cheap, and nothing to label there)
         f0, f1 = max(0, window_start // VAD_FRAME), window_end // VAD_FRAME
         if not any(p >= cfg.vad_threshold for p in self.vad_probs[f0:f1 + 1]):
+            self.previous = None
             return
         audio = np.zeros(w, dtype=np.float32)
         available = self._audio(window_start, window_end)
         audio[w - len(available):] = available
         activity = self.models.segmentation(audio)  # (frames, 3)
         times = (window_start + frame_centers(len(activity))) / SAMPLE_RATE
-        embeddings, valid = self._local_embeddings(audio, activity)
+        # Local speakers that continue one of the previous window's (same activity over
+        # the overlap) keep its global speaker without a new embedding, for up to
+        # `refresh_steps` windows: embeddings are the engine's main cost.
+        links = self._continuity(activity, times)
+        reuse = {k: k_prev for k, (k_prev, age) in links.items() if age < cfg.refresh_steps}
+        embeddings, valid = self._local_embeddings(audio, activity, skip=set(reuse))
         c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
         c1 = int(window_end / SAMPLE_RATE / GRID)
-        if c1 <= c0:
-            return
         cell_times = (np.arange(c0, c1) + 0.5) * GRID
-        local = np.stack([np.interp(cell_times, times, activity[:, k]) for k in range(activity.shape[1])], axis=1)
+        local = np.stack([np.interp(cell_times, times, activity[:, k])
+                          for k in range(activity.shape[1])], axis=1)
         position = (cell_times - window_start / SAMPLE_RATE) / cfg.window
         weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
-        self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid, activity))
-        mapping = self.clustering.assign(activity, embeddings, valid)
-        self._accumulate(c0, local, weights, mapping)
+        mapping = {k: self.previous["mapping"][k_prev] for k, k_prev in reuse.items()
+                   if k_prev in self.previous["mapping"]}
+        mapping.update(self.clustering.assign(activity, embeddings, valid & ~np.isin(
+            np.arange(len(valid)), list(mapping)), taken=set(mapping.values())))
+        ages = {k: (links[k][1] + 1 if k in mapping and k in reuse else 0) for k in mapping}
+        self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid, activity,
+                             {k: reuse[k] for k in mapping if k in reuse}))
+        self.previous = {"activity": activity, "times": times, "mapping": mapping, "ages": ages}
+        if c1 > c0:
+            self._accumulate(c0, local, weights, mapping)
 
-    def _local_embeddings(self, audio: np.ndarray, activity: np.ndarray):
+    def _continuity(self, activity: np.ndarray, times: np.ndarray) -> dict[int, tuple[int, int]]:
+        """{local speaker: (the previous window's local speaker it continues, its age)}."""
+        prev = self.previous
+        if not prev or not prev["mapping"]:
+            return {}
+        overlap = times <= prev["times"][-1]
+        if overlap.sum() < 10:
+            return {}
+        now = activity[overlap]
+        before = np.stack([np.interp(times[overlap], prev["times"], prev["activity"][:, k])
+                           for k in range(prev["activity"].shape[1])], axis=1)
+        score = np.zeros((now.shape[1], before.shape[1]))
+        for k in range(now.shape[1]):
+            for j in range(before.shape[1]):
+                union = np.maximum(now[:, k], before[:, j]).sum()
+                score[k, j] = np.minimum(now[:, k], before[:, j]).sum() / union if union > 1.0 else 0.0
+        rows, cols = linear_sum_assignment(-score)
+        links = {}
+        for k, j in zip(rows, cols):
+            if score[k, j] >= self.config.continuity and j in prev["mapping"]:
+                links[int(k)] = (int(j), prev["ages"].get(int(j), 0))
+        return links
+
+    def _local_embeddings(self, audio: np.ndarray, activity: np.ndarray, skip: set = frozenset()):
         """One embedding per active local speaker, from its recent single-speaker frames."""
         cfg = self.config
         k = activity.shape[1]
         embeddings = np.zeros((k, 192), dtype=np.float32)
         valid = np.zeros(k, dtype=bool)
-        active = [s for s in range(k) if activity[:, s].max() >= cfg.tau_active]
+        active = [s for s in range(k) if activity[:, s].max() >= cfg.tau_active and s not in skip]
         if not active:
             return embeddings, valid
         from diareval.server.engines.baseline.segmentation import FRAME_SIZE, FRAME_STEP
@@ -550,9 +595,14 @@ class BaselineEngine(Engine):
         self.act[:] = 0
         self.weight[:] = 0
         self.speech[:] = 0
-        for c0, local, weights, embeddings, valid, activity in self.windows:
-            mapping = self.clustering.assign(activity, embeddings, valid, update=False)
-            self._accumulate(c0, local, weights, mapping)
+        previous: dict = {}
+        for c0, local, weights, embeddings, valid, activity, links in self.windows:
+            mapping = {k: previous[j] for k, j in links.items() if j in previous}
+            mapping.update(self.clustering.assign(activity, embeddings, valid, update=False,
+                                                  taken=set(mapping.values())))
+            previous = mapping
+            if len(local):
+                self._accumulate(c0, local, weights, mapping)
         revisions = []
         for order in sorted(self.final_turns):
             old = self.final_turns[order]

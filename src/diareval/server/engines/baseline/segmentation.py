@@ -10,7 +10,6 @@ the engine gets overlap-aware "who is active when" inside a rolling window.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -76,12 +75,10 @@ def _build_model():
         def __init__(self):
             super().__init__()
             self.filterbank = ParamSincFB()
-            self._filters = None
+            self.frozen = None  # the weights are frozen: the bank is computed once, after loading
 
         def forward(self, x):
-            if self._filters is None:  # the weights are frozen: compute the bank once
-                self._filters = self.filterbank.filters().detach()
-            return F.conv1d(x, self._filters, stride=self.filterbank.stride)
+            return F.conv1d(x, self.frozen, stride=self.filterbank.stride)
 
     class SincNet(nn.Module):
         def __init__(self):
@@ -126,6 +123,8 @@ def _build_model():
                     linear=hp["linear"]["num_layers"], classes=hp["output_dim"])
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
+    with torch.no_grad():
+        model.sincnet.conv1d[0].frozen = model.sincnet.conv1d[0].filterbank.filters().detach()
     return model
 
 
@@ -134,8 +133,9 @@ class Segmentation:
 
     def __init__(self):
         self.torch = require("torch", "PyTorch")
+        # Shared by every session of the process: a forward pass in inference mode does
+        # not mutate the module, so concurrent sessions may run it at once (on other cores).
         self.model = shared("segmentation-3.0", _build_model)
-        self.lock = shared("segmentation-3.0-lock", threading.Lock)
         mapping = np.zeros((len(POWERSET), 3), dtype=np.float32)
         for k, speakers in enumerate(POWERSET):
             mapping[k, list(speakers)] = 1.0
@@ -146,6 +146,6 @@ class Segmentation:
         torch = self.torch
         limit_torch_threads()
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, 1, -1)
-        with self.lock, torch.inference_mode():
+        with torch.inference_mode():
             logp = self.model(x)[0].numpy()
         return np.exp(logp) @ self.mapping
