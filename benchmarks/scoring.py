@@ -155,7 +155,8 @@ def main(argv=None) -> int:
             steps = len(curve)
             der = scores.summary["der"]
             print(f"{uri:<9} {duration:7.0f} {steps:6d} {100 * der:6.2f} {curve_seconds:8.3f} "
-                  f"{all_seconds:7.3f} {all_cpu:9.3f} {single_seconds:14.3f} {prefix_seconds:16.1f} "
+                  f"{all_seconds:7.3f} {all_cpu:9.3f} {single_seconds:14.3f} "
+                  f"{prefix_seconds:16.1f} "
                   f"{prefix_seconds / curve_seconds:7.0f}x {meeting_worst:10.2e}", flush=True)
             totals["duration"] += duration
             totals["steps"] += steps
@@ -171,7 +172,8 @@ def main(argv=None) -> int:
           f"{totals['prefix']:16.1f} {totals['prefix'] / totals['curve']:7.0f}x {worst:10.2e}")
     print(f"\nall metrics (score_session, incl. DER over time at 1 s steps) for "
           f"{len(meetings)} meetings ({totals['duration'] / 3600:.1f} h): {totals['all']:.1f} s "
-          f"wall, {totals['all_cpu']:.1f} s CPU (target <= 15 s); curve {totals['curve']:.1f} s vs per-prefix pyannote "
+          f"wall, {totals['all_cpu']:.1f} s CPU (target <= 15 s); curve {totals['curve']:.1f} s "
+          f"vs per-prefix pyannote "
           f"~{totals['prefix']:.0f} s (estimated from every {args.stride}th prefix): "
           f"{totals['prefix'] / totals['curve']:.0f}x (target >= 50x)")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +30,8 @@ def tracks(draw, labels, max_tracks=12, horizon=300):
     for _ in range(n):
         start = draw(st.integers(0, horizon - 1))
         length = draw(st.integers(1, 60))
-        out.append((start / 10, min(start + length, horizon + 20) / 10, draw(st.sampled_from(labels))))
+        out.append((start / 10, min(start + length, horizon + 20) / 10,
+                    draw(st.sampled_from(labels))))
     return out
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import pytest
-from pyannote.core import Segment
 
 from diareval.errors import ConfigError
 from diareval.sessionlog import SessionLogWriter, read_session_log

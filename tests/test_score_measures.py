@@ -126,3 +126,19 @@ def test_paired_bootstrap_difference():
     assert result["lo"].iloc[0] == pytest.approx(0.05) and result["hi"].iloc[0] == \
         pytest.approx(0.05)
     assert result["p_b_lower"].iloc[0] == 0.0
+
+
+def test_all_correct_bucket_keeps_an_honest_interval():
+    # 56 of 56 correct across 8 sessions: every bootstrap replicate is 1.0, so the
+    # percentile interval alone is [1, 1]. Wilson (z = 1.96): centre (1 + z^2/2n)/(1 + z^2/n)
+    # = 1.0343/1.0686 = 0.9679, half-width z*sqrt(z^2/4n^2)/(1 + z^2/n) = 0.0321 -> 0.9358.
+    from diareval.score.bootstrap import wilson_interval
+    counts = pd.DataFrame({"uri": [f"s{i}" for i in range(8)], "n_correct": 7, "n_scored": 7})
+    plain = bootstrap_ratio(counts, "n_correct", "n_scored", n_boot=200)
+    assert plain["lo"].iloc[0] == 1.0
+    guarded = bootstrap_ratio(counts, "n_correct", "n_scored", n_boot=200, wilson=True)
+    assert guarded["lo"].iloc[0] == pytest.approx(0.9358, abs=1e-3)
+    assert guarded["hi"].iloc[0] == pytest.approx(1.0)
+    lo, hi = wilson_interval(np.array([5]), np.array([10]))
+    # 5/10: centre 0.5, half 1.96*sqrt(0.025 + 0.0096)/1.384 = 0.2634
+    assert (lo[0], hi[0]) == pytest.approx((0.5 - 0.2634, 0.5 + 0.2634), abs=1e-3)

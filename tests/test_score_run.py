@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,9 +185,9 @@ def test_cli_run_dir_matches_api(run_dir, capsys):
 def test_cli_rttm_form_matches_score_rttm(tmp_path, capsys):
     ref = tmp_path / "ref.rttm"
     hyp = tmp_path / "hyp.rttm"
-    ref.write_text("SPEAKER f 1 0 10 <NA> <NA> A <NA> <NA>\nSPEAKER f 1 10 10 <NA> <NA> B <NA> <NA>\n")
-    hyp.write_text("SPEAKER f 1 0 12 <NA> <NA> 1 <NA> <NA>\nSPEAKER f 1 12 8 <NA> <NA> 2 <NA> <NA>\n"
-                   "SPEAKER f 1 20 2 <NA> <NA> 3 <NA> <NA>\n")
+    line = "SPEAKER f 1 {} {} <NA> <NA> {} <NA> <NA>\n"
+    ref.write_text(line.format(0, 10, "A") + line.format(10, 10, "B"))
+    hyp.write_text(line.format(0, 12, 1) + line.format(12, 8, 2) + line.format(20, 2, 3))
     assert cli_main(["score", "--ref", str(ref), "--hyp", str(hyp), "--collar", "0.5"]) == 0
     out = capsys.readouterr().out
     # hand-worked in test_der.py example 2 (UEM [0,22] = union of extents here): 1/6

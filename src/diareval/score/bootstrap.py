@@ -7,6 +7,12 @@ replacement and recomputes the pooled ratio of every bucket from per-session cou
 the interval is the percentile interval of the replicates. A replicate in which a
 bucket has no denominator is left out of that bucket's interval (``n_valid`` says how
 many remained).
+
+For counts (turns correct out of turns scored, unknown out of turns) the percentile
+bootstrap collapses to a point when a bucket has no error at all (every replicate is
+1.0), which claims a certainty the data do not have. With ``wilson=True`` the interval
+is the union of the bootstrap interval and the Wilson score interval of the pooled
+counts, so it is never narrower than the binomial one.
 """
 
 from __future__ import annotations
@@ -48,9 +54,24 @@ def _interval(replicates: np.ndarray, level: float):
     return lo, hi, valid.sum(axis=0)
 
 
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, level: float = 0.95):
+    """Wilson score interval of a binomial proportion (NaN where ``trials`` is 0)."""
+    from scipy.stats import norm
+    z = norm.ppf(0.5 + level / 2)
+    successes, trials = np.asarray(successes, float), np.asarray(trials, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = successes / trials
+        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+        half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / \
+            (1 + z * z / trials)
+    lo = np.clip(centre - half, 0.0, 1.0)
+    hi = np.clip(centre + half, 0.0, 1.0)
+    return np.where(trials > 0, lo, np.nan), np.where(trials > 0, hi, np.nan)
+
+
 def bootstrap_ratio(counts: pd.DataFrame, numerator: str, denominator: str, by: str | None = None,
                     session: str = "uri", n_boot: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> pd.DataFrame:
+                    level: float = 0.95, wilson: bool = False) -> pd.DataFrame:
     """Pooled ratio sum(numerator)/sum(denominator) per bucket of ``by``, with a percentile
     bootstrap interval over sessions. Columns: ``by`` (if given), ``estimate``, ``lo``,
     ``hi``, ``n_sessions``, ``n_valid``, ``note``."""
@@ -70,6 +91,9 @@ def bootstrap_ratio(counts: pd.DataFrame, numerator: str, denominator: str, by: 
         rep_num, rep_den = weights @ num, weights @ den
         replicates = np.where(rep_den > 0, rep_num / np.where(rep_den > 0, rep_den, 1), np.nan)
     lo, hi, n_valid = _interval(replicates, level)
+    if wilson:
+        w_lo, w_hi = wilson_interval(total_num, total_den, level)
+        lo, hi = np.fmin(lo, w_lo), np.fmax(hi, w_hi)
     frame = pd.DataFrame({"estimate": estimate, "lo": lo, "hi": hi,
                           "n_sessions": (den > 0).sum(axis=0), "n_valid": n_valid})
     frame["note"] = np.where(total_den > 0, "", f"no {denominator} in this bucket")
@@ -119,7 +143,8 @@ def paired_bootstrap(counts_a: pd.DataFrame, counts_b: pd.DataFrame, numerator: 
 def breakdown_with_ci(table: pd.DataFrame, by: str, session: str = "uri", n_boot: int = 1000,
                       seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """:func:`diareval.score.turns.breakdown` plus bootstrap intervals over sessions on the
-    accuracy (``accuracy_lo/hi``) and the unknown rate (``unknown_rate_lo/hi``)."""
+    accuracy (``accuracy_lo/hi``) and the unknown rate (``unknown_rate_lo/hi``), never
+    narrower than the Wilson interval (see the module docstring)."""
     from diareval.score.turns import breakdown, turn_counts
     base = breakdown(table, by)
     if table.empty:
@@ -128,7 +153,7 @@ def breakdown_with_ci(table: pd.DataFrame, by: str, session: str = "uri", n_boot
     for measure, num, den in (("accuracy", "n_correct", "n_scored"),
                               ("unknown_rate", "n_unknown", "n_turns")):
         ci = bootstrap_ratio(counts, num, den, by=by, session=session, n_boot=n_boot,
-                             seed=seed, level=level).set_index(by)
+                             seed=seed, level=level, wilson=True).set_index(by)
         keys = base[by].astype(object)
         base[f"{measure}_lo"] = ci["lo"].reindex(keys).to_numpy()
         base[f"{measure}_hi"] = ci["hi"].reindex(keys).to_numpy()

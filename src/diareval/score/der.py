@@ -108,7 +108,8 @@ class Conventions:
 
 
 def with_conventions(frame, conventions: Conventions):
-    """Add the convention columns and ``attrs["conventions"]`` to a DataFrame (in place); return it."""
+    """Add the convention columns and ``attrs["conventions"]`` to a DataFrame (in place);
+    return it."""
     for key, value in conventions.as_columns().items():
         frame[key] = value
     frame.attrs["conventions"] = conventions.describe()

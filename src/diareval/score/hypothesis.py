@@ -187,7 +187,8 @@ def final_turns(log: Sequence[LogLine]) -> SessionTurns:
     turns = []
     for order in sorted(finals):
         line, message = finals[order]
-        turns.append(Turn(turn_order=order, label=_label(message), words=_words(message.get("words")),
+        turns.append(Turn(turn_order=order, label=_label(message),
+                          words=_words(message.get("words")),
                           transcript=str(message.get("transcript", "")), t_audio=line.t_audio,
                           t_wall=line.t_wall, partial_labels=tuple(history.get(order, ())),
                           first_t_audio=first_seen.get(order)))

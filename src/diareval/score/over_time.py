@@ -6,10 +6,10 @@ call per time step (~3600 per hour of audio at 1 s steps). Instead:
 1. Cut the time axis at every reference, hypothesis and scored-region boundary and at
    every time step: inside each *elementary interval* the sets of active reference and
    hypothesis speakers are constant.
-2. For each interval ``i`` with scored duration ``d`` (and duration ``d_map`` inside the
-   region the mapping is computed on: the whole UEM by default, as md-eval-22.pl does) (0 outside the scored region,
-   which is the UEM with collars and, if asked, overlap removed exactly as
-   pyannote.metrics does; see :func:`diareval.score.der.prepare`), ``NR`` reference and ``NH`` hypothesis speakers:
+2. For each interval ``i`` with scored duration ``d`` (0 outside the scored region: the
+   UEM minus collars and, if asked, overlap, as :func:`diareval.score.der.prepare` makes
+   it), duration ``d_map`` inside the region the mapping is computed on (the whole UEM by
+   default, as md-eval-22.pl does), ``NR`` reference and ``NH`` hypothesis speakers:
    reference speech ``NR*d``, miss ``max(0, NR-NH)*d``, false alarm ``max(0, NH-NR)*d``,
    and ``min(NR, NH)*d`` = correct + confusion. The co-occurrence of hypothesis label
    ``h`` and reference label ``r`` is ``nh*nr*d_map`` (what ``Annotation.__mul__`` sums,

@@ -14,9 +14,7 @@ import json
 import math
 import re
 import warnings
-from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -194,7 +192,7 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
             time = bootstrap_ratio(counts, "correct_time", "scored_time", by="duration_bin",
                                    n_boot=n_boot, seed=seed)
             majority = bootstrap_ratio(counts, "n_correct", "n_scored", by="duration_bin",
-                                       n_boot=n_boot, seed=seed)
+                                       wilson=True, n_boot=n_boot, seed=seed)
             table = pd.DataFrame({
                 "config": config, "bucket": time["duration_bin"],
                 "n_segments": counts.groupby("duration_bin")["n"].sum()
