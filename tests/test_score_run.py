@@ -127,7 +127,8 @@ def test_score_run_tables_and_skips(run_dir):
     assert not tables["comparisons"].empty
     counts = tables["speaker_count_by_setting"].set_index("max_speakers")
     assert set(counts.index) == {"none", "2"}
-    assert json.loads((root / "scores" / "conventions.json").read_text())["conv_collar"] == 0.0
+    conventions = json.loads((root / "scores" / "conventions.json").read_text())
+    assert conventions["conv_collar"] == 0.0 and conventions["conv_uem"] == "whole file"
 
 
 def test_no_silent_nan_in_session_rows(run_dir):
@@ -173,6 +174,8 @@ def test_cli_run_dir_matches_api(run_dir, capsys):
                      "--collar", "0.25"]) == 0
     out = capsys.readouterr().out
     assert "collar 0.25 s per side" in out
+    figures = {p.name for p in (root / "figures").iterdir()}
+    assert {"der_over_time.png", "accuracy_by_word_count.png"} <= figures
     written = pd.read_csv(root / "scores" / "sessions.csv")
     api = score_run(root, Conventions(collar=0.25), dataset=str(folder), n_boot=50,
                     write=False)["sessions"]

@@ -63,6 +63,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap replicates over sessions (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="do not write RUN_DIR/figures/*.png")
     return parser
 
 
@@ -103,4 +105,10 @@ def main(args: argparse.Namespace) -> int:
                   f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
                   f" over {row.sessions} sessions")
     print(f"tables written to {args.run_dir.rstrip('/')}/scores/")
+    if not args.no_figures:
+        from pathlib import Path
+
+        from diareval.report import write_figures
+        written = write_figures(tables, Path(args.run_dir) / "figures")
+        print(f"{len(written)} figures written to {args.run_dir.rstrip('/')}/figures/")
     return 0

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,11 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
         raise DiarevalError(f"{run_dir}: no sessions (expected sessions/<config>/<uri>.jsonl)")
     catalog = _load_recordings(run, recordings, dataset)
     settings = _config_settings(run)
+    if conventions.uem == Conventions().uem:
+        # say where the scored region came from when every recording agrees
+        sources = {str(r.meta.get("uem")) for r in catalog.values() if r.meta.get("uem")}
+        if len(sources) == 1:
+            conventions = replace(conventions, uem=sources.pop())
     rows, tables = [], {}
     for entry in sessions:
         config, uri = entry["config"], entry["uri"]
@@ -210,7 +216,12 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     if regions is not None and not regions.empty:
         rows = []
         for (config, region), group in regions.groupby(["config", "region"], sort=False):
-            rows.append(dict(config=config, region=region, **_der_rows(group).as_row()))
+            row = dict(config=config, region=region, **_der_rows(group).as_row())
+            ci = bootstrap_ratio(group.assign(errors=group["miss"] + group["false_alarm"]
+                                              + group["confusion"]),
+                                 "errors", "reference_speech", n_boot=n_boot, seed=seed)
+            row.update(der_lo=ci["lo"].iloc[0], der_hi=ci["hi"].iloc[0])
+            rows.append(row)
         out["der_by_region_dataset"] = with_conventions(pd.DataFrame(rows), conventions)
 
     curve = tables.get("der_over_time")

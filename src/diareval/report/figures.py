@@ -1,0 +1,93 @@
+"""Figures from the score tables (``diareval.score.score_run``'s output).
+
+Each function takes the tables (DataFrames) and returns a matplotlib Figure; every
+figure carries the scoring conventions in a footnote. :func:`write_figures` saves them
+all as ``<run>/figures/*.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _footnote(figure, table: pd.DataFrame) -> None:
+    text = table.attrs.get("conventions") or ""
+    if not text and "conv_collar" in table.columns and len(table):
+        row = table.iloc[0]
+        text = (f"collar {row['conv_collar']:g} s per side, overlap "
+                f"{'skipped' if row['conv_skip_overlap'] else 'scored'}, UEM {row['conv_uem']}, "
+                f"unknown={row['conv_unknown']}")
+    figure.text(0.01, 0.01, text, fontsize=7, color="0.35", ha="left", va="bottom")
+
+
+def der_over_time_figure(curve: pd.DataFrame):
+    """Pooled DER on [0, t] per configuration: the prefix's own mapping (solid) and the
+    final mapping (dashed)."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for config, group in curve.groupby("config", sort=False):
+        line, = axis.plot(group["t"] / 60, 100 * group["der_prefix"], label=f"{config}")
+        axis.plot(group["t"] / 60, 100 * group["der_final"], linestyle="--",
+                  color=line.get_color(), label=f"{config} (final mapping)")
+    axis.set_xlabel("session time (min)")
+    axis.set_ylabel("DER on [0, t] (%)")
+    axis.set_title("DER over session time (pooled over sessions)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    _footnote(figure, curve)
+    return figure
+
+
+def breakdown_figure(breakdowns: pd.DataFrame, breakdown: str = "word_count"):
+    """Turn accuracy per bucket with its bootstrap interval, one series per configuration."""
+    table = breakdowns[breakdowns["breakdown"] == breakdown]
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    configs = list(dict.fromkeys(table["config"]))
+    buckets = list(dict.fromkeys(table["bucket"]))
+    width = 0.8 / max(len(configs), 1)
+    for i, config in enumerate(configs):
+        rows = table[table["config"] == config].set_index("bucket").reindex(buckets)
+        x = np.arange(len(buckets)) + (i - (len(configs) - 1) / 2) * width
+        accuracy = 100 * rows["accuracy"].to_numpy(float)
+        low = accuracy - 100 * rows["accuracy_lo"].to_numpy(float)
+        high = 100 * rows["accuracy_hi"].to_numpy(float) - accuracy
+        axis.bar(x, accuracy, width, yerr=[low, high], capsize=3, label=config)
+    axis.set_xticks(np.arange(len(buckets)), buckets)
+    axis.set_xlabel(breakdown.replace("_", " "))
+    axis.set_ylabel("turns labelled correctly (%)")
+    axis.set_ylim(0, 105)
+    axis.set_title(f"Turn accuracy by {breakdown.replace('_', ' ')} (95% bootstrap interval)")
+    axis.legend(fontsize=7)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    _footnote(figure, table)
+    return figure
+
+
+def write_figures(tables: dict[str, pd.DataFrame], figures_dir: str | Path) -> list[Path]:
+    """Save every figure the tables allow as PNG files; return their paths."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    figures = []
+    curve = tables.get("der_over_time_dataset")
+    if curve is not None and not curve.empty:
+        figures.append(("der_over_time", der_over_time_figure(curve)))
+    breakdowns = tables.get("breakdowns")
+    if breakdowns is not None and not breakdowns.empty:
+        for name in ("word_count", "duration", "overlap", "turn_index"):
+            if (breakdowns["breakdown"] == name).any():
+                figures.append((f"accuracy_by_{name}", breakdown_figure(breakdowns, name)))
+    for name, figure in figures:
+        path = figures_dir / f"{name}.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        written.append(path)
+    return written
