@@ -116,6 +116,8 @@ def test_score_run_tables_and_skips(run_dir):
     errors = scored[["miss", "false_alarm", "confusion"]].to_numpy().sum()
     assert row["der"] == pytest.approx(errors / scored["reference_speech"].sum())
     assert row["der_lo"] <= row["der"] <= row["der_hi"]
+    assert row["jer"] == pytest.approx(scored["jer_speaker_error"].sum()
+                                       / scored["jer_speaker_count"].sum())
     # every table carries the conventions
     for name, table in tables.items():
         if not table.empty:

@@ -93,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
                        seed=args.seed)
     sessions = tables["sessions"]
     skipped = sessions[~sessions["scored"]]
-    print(f"conventions: {conventions.describe()}")
+    # score_run fills in where the UEM came from (the dataset's recordings say it)
+    print(f"conventions: {sessions.attrs.get('conventions', conventions.describe())}")
     print(f"sessions scored: {int(sessions['scored'].sum())} of {len(sessions)}")
     for row in skipped.itertuples():
         print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)

@@ -160,6 +160,9 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     for config, group in scored.groupby("config", sort=False):
         total = _der_rows(group)
         row = dict(config=config, **total.as_row())
+        # JER pooled over every reference speaker of the configuration's sessions
+        count = group["jer_speaker_count"].sum()
+        row["jer"] = group["jer_speaker_error"].sum() / count if count > 0 else np.nan
         ci = bootstrap_ratio(group.assign(errors=group["miss"] + group["false_alarm"]
                                           + group["confusion"]),
                              "errors", "reference_speech", n_boot=n_boot, seed=seed)

@@ -79,8 +79,10 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
 
     n_turns = len(turns)
     summary = dict(result.as_row())
+    jer_result = jer(reference, hypothesis, uem, conventions)
     summary.update(
-        jer=jer(reference, hypothesis, uem, conventions).jer,
+        jer=jer_result.jer, jer_speaker_error=jer_result.speaker_error,
+        jer_speaker_count=jer_result.speaker_count,
         der_revisions_applied=(result if conventions.revisions else other_result).der,
         der_revisions_ignored=(other_result if conventions.revisions else result).der,
         n_turns=n_turns, n_turn_messages=session.n_turn_messages,
