@@ -126,7 +126,13 @@ def test_score_run_tables_and_skips(run_dir):
     for name in ("sessions", "turns", "der_over_time", "breakdowns", "der_dataset",
                  "comparisons", "speaker_count_by_setting"):
         assert f"{name}.parquet" in written and f"{name}.csv" in written
-    assert not tables["comparisons"].empty
+    comparisons = tables["comparisons"]
+    assert set(comparisons["measure"]) >= {"der", "turn_accuracy", "turn_accuracy_by_word_count",
+                                           "turn_accuracy_by_turn_index"}
+    # the paired difference is b minus a, on the sessions both configurations scored
+    overall = comparisons[comparisons["measure"] == "turn_accuracy"].iloc[0]
+    assert overall["difference"] == pytest.approx(overall["b"] - overall["a"])
+    assert overall["n_sessions"] == 3
     counts = tables["speaker_count_by_setting"].set_index("max_speakers")
     assert set(counts.index) == {"none", "2"}
     conventions = json.loads((root / "scores" / "conventions.json").read_text())

@@ -113,6 +113,16 @@ def test_reference_segments(table):
     assert rows.loc[("B", 4.0), "overlap_ratio"] == pytest.approx(0.25)
 
 
+def test_turn_label_follows_word_speakers():
+    # words carry their own speakers: the turn's label is the one with most word time
+    from diareval.score.turns import turn_label
+    words = (Word("a", 0, 1, "B"), Word("b", 1, 1.5, "A"), Word("c", 1.5, 1.8, None))
+    turn = Turn(turn_order=0, label="A", words=words, transcript="", t_audio=2, t_wall=2)
+    # B 1.0 s; A 0.5 + 0.3 (the unlabelled word takes the turn's label) = 0.8 s -> B
+    assert turn_label(turn) == "B"
+    assert turn_label(Turn(0, "A", words[1:], "", 2, 2)) == "A"
+
+
 def test_bins():
     assert [word_count_bin(n) for n in (1, 2, 3, 5, 6, 10, 11, 20, 21, 99)] == \
         ["1", "2", "3-5", "3-5", "6-10", "6-10", "11-20", "11-20", "21+", "21+"]

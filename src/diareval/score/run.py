@@ -264,17 +264,23 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
             d.insert(0, "a_config", base_config)
             comparisons.append(d)
             if turns is not None and not turns.empty:
-                ca = turn_counts(turns[turns["config"] == base_config].assign(all="all"), "all")
-                cb = turn_counts(turns[turns["config"] == other].assign(all="all"), "all")
-                try:
-                    d = paired_bootstrap(ca, cb, "n_correct", "n_scored", n_boot=n_boot,
-                                         seed=seed)
-                except DiarevalError:
-                    continue
-                d.insert(0, "measure", "turn_accuracy")
-                d.insert(0, "b_config", other)
-                d.insert(0, "a_config", base_config)
-                comparisons.append(d)
+                turns_a = turns[turns["config"] == base_config]
+                turns_b = turns[turns["config"] == other]
+                for by in (None,) + BREAKDOWNS:
+                    column = by or "all"
+                    ca = turn_counts(turns_a.assign(all="all"), column)
+                    cb = turn_counts(turns_b.assign(all="all"), column)
+                    try:
+                        d = paired_bootstrap(ca, cb, "n_correct", "n_scored", by=column,
+                                             n_boot=n_boot, seed=seed)
+                    except DiarevalError:
+                        continue
+                    d = d.rename(columns={column: "bucket"})
+                    d.insert(0, "measure", "turn_accuracy" if by is None else
+                             f"turn_accuracy_by_{by.removesuffix('_bin')}")
+                    d.insert(0, "b_config", other)
+                    d.insert(0, "a_config", base_config)
+                    comparisons.append(d)
     out["comparisons"] = with_conventions(pd.concat(comparisons, ignore_index=True),
                                           conventions) if comparisons else pd.DataFrame()
     return out
