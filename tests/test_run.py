@@ -315,3 +315,14 @@ def test_cli_and_api_write_the_same_run(tmp_path, monkeypatch):
         [p.relative_to(tmp_path / "api") for p in files_under(tmp_path / "api")]
     assert len(queries) == 16 and all(q["format_turns"] == "True" for q in queries)
     assert sorted(str(q.get("max_speakers")) for q in queries[:8]) == ["2"] * 4 + ["None"] * 4
+
+
+def test_progress_bar_shows_sessions_and_audio_hours(tmp_path, capsys):
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=2.0)
+    with _server(recordings) as server:
+        result = run(recordings, backend="local", host=server.url, api_key=KEY, speed=4.0,
+                     run_dir=tmp_path / "run", progress=True, announce=lambda _: None)
+    assert result.ok
+    err = capsys.readouterr().err
+    assert "0.0011/0.0011 h" in err  # 4 s of audio = 0.0011 h, all sent
+    assert "sessions" in err and "/2 done" in err

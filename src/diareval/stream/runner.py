@@ -465,7 +465,14 @@ class _Runner:
         base, cap = base_cap
         return min(cap, base * 2 ** (k - 1)) * (0.5 + rng.random())
 
-    async def session(self, config: StreamConfig, recording) -> SessionResult:
+    def phase(self, index: int) -> float:
+        """The send phase of session ``index``: spread over the chunk period (golden-ratio
+        sequence, even for any number of open sessions) so that sessions that begin together
+        do not all send at the same instant (a 256-session burst every 50 ms costs the
+        client and the server tens of ms of lateness; spread, a few)."""
+        return ((index * 0.6180339887498949) % 1.0) * self.plan.chunk_seconds
+
+    async def session(self, config: StreamConfig, recording, index: int = 0) -> SessionResult:
         plan, uri = self.plan, recording.uri
         status_path, log_path = plan.status_path(config, uri), plan.log_path(config, uri)
         key = (config.name, uri)
@@ -499,7 +506,8 @@ class _Runner:
                     _write_json_atomic(status_path, status)
                     self.audio_live[key] = 0.0
                     try:
-                        result = await self._attempt(config, recording, url, key, log_path)
+                        result = await self._attempt(config, recording, url, key, log_path,
+                                                     self.phase(index + k - 1))
                     finally:
                         self.running -= 1
                         self.audio_live.pop(key, None)
@@ -571,7 +579,7 @@ class _Runner:
         return SessionResult(config.name, uri, status["status"], len(attempts),
                              plan.durations[uri], log_path, status_path, status["error"])
 
-    async def _attempt(self, config, recording, url, key, log_path):
+    async def _attempt(self, config, recording, url, key, log_path, phase):
         """One attempt; an unexpected exception (a bug, a full disk) fails this session with
         the error in its status instead of vanishing inside a task."""
         plan = self.plan
@@ -581,7 +589,7 @@ class _Runner:
                 chunk_seconds=plan.chunk_seconds, speed=plan.speed,
                 terminate_timeout=plan.terminate_timeout, stop=self.stop,
                 interrupt_timeout=plan.interrupt_timeout,
-                on_audio=lambda d: self._on_audio(key, d))
+                on_audio=lambda d: self._on_audio(key, d), phase=phase)
         except Exception as exc:  # noqa: BLE001 - reported in the status file
             logger.exception("%s/%s: internal error", config.name, recording.uri)
             return AttemptResult(outcome=Outcome.FAILED,
@@ -663,7 +671,7 @@ async def _execute(plan: _Plan, todo, host: str, install_sigint: bool) -> RunRes
 
     _CURRENT[0] = lambda: loop.call_soon_threadsafe(stop_from_elsewhere)
     todo_set = {(c.name, r.uri) for c, r in todo}
-    tasks = [asyncio.create_task(runner.session(c, r)) for c, r in todo]
+    tasks = [asyncio.create_task(runner.session(c, r, i)) for i, (c, r) in enumerate(todo)]
     progress = asyncio.create_task(_progress(
         runner, len(todo), sum(plan.durations[r.uri] for _, r in todo),
         len(plan.configs) * len(plan.recordings) - len(todo))) if plan.progress else None

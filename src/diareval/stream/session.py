@@ -112,14 +112,16 @@ async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path:
                          terminate_timeout: float = 10.0, open_timeout: float = 10.0,
                          stop: asyncio.Event | None = None,
                          on_audio: Callable[[float], None] | None = None,
-                         interrupt_timeout: float = 3.0) -> AttemptResult:
+                         interrupt_timeout: float = 3.0, phase: float = 0.0) -> AttemptResult:
     """Stream ``source`` once through the service at ``url`` and log it to ``log_path``.
 
     ``headers`` carries the key (never logged). ``speed`` > 1 streams faster than real
     time (the local server only; ``math.inf`` = as fast as possible). Setting ``stop``
     ends the stream early: Terminate is sent, Termination awaited for at most
     ``interrupt_timeout`` s and the outcome is INTERRUPTED. ``on_audio(seconds)`` is
-    called after each chunk (progress bars). Never raises for a service failure: the
+    called after each chunk (progress bars). ``phase`` (s, 0 <= phase < chunk) delays the
+    first chunk after Begin: sessions that begin together then send at spread-out instants
+    instead of all at the same deadline (smoother load on client and server). Never raises for a service failure: the
     outcome says what happened. Task cancellation is handled like ``stop`` (best
     effort Terminate) and then propagates.
     """
@@ -165,7 +167,7 @@ async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path:
         stopped = False
         try:
             how = await _send_audio(ws, source, log, state, result, clock, reader,
-                                    chunk_seconds, speed, stop, on_audio)
+                                    chunk_seconds, speed, stop, on_audio, phase)
             stopped = how == "stopped"
             if how != "closed":
                 await _terminate(ws, log, state, result, clock, reader,
@@ -233,7 +235,7 @@ async def _read(ws, log: SessionLogWriter, state: _State, result: AttemptResult,
 
 
 async def _send_audio(ws, source, log, state, result, clock, reader, chunk_seconds, speed, stop,
-                      on_audio) -> str:
+                      on_audio, phase=0.0) -> str:
     """Send every chunk on its deadline. Returns "done", "stopped" or "closed".
 
     The clock starts at Begin (or after ``begin_timeout`` without one): a session that is
@@ -248,8 +250,7 @@ async def _send_audio(ws, source, log, state, result, clock, reader, chunk_secon
         return "closed"
     step = chunk_seconds / speed  # 0 for speed = inf
     lateness = []
-    t0 = time.monotonic()
-    result.t_first_chunk = clock()
+    t0 = time.monotonic() + max(0.0, phase) / speed
     n = 0
     how = "done"
     for chunk in chunks(source, chunk_seconds):
@@ -260,6 +261,8 @@ async def _send_audio(ws, source, log, state, result, clock, reader, chunk_secon
         if stop is not None and stop.is_set():
             how = "stopped"
             break
+        if n == 0:
+            result.t_first_chunk = clock()
         if reader.done() or state.error_seen:
             how = "closed"
             break
