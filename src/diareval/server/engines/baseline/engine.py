@@ -64,7 +64,8 @@ class BaselineConfig:
     min_embedding_seconds: float = 0.3
     speaker_threshold: float = 0.5  # local activity above this counts as speaking
     continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
-    refresh_steps: int = 3  # a linked local speaker is re-embedded after this many windows
+    refresh_steps: int = 0  # a linked local speaker is re-embedded after this many windows
+    recent_seconds: float = 0.0  # a linked local speaker silent this long in the window is not re-embedded (0: off)
     # labels
     snap_words: bool = True  # stretch word extents over the VAD speech around them
     max_snap: float = 0.6  # s, at most, per word side
@@ -447,10 +448,15 @@ class BaselineEngine(Engine):
         activity = self.models.segmentation(audio)  # (frames, 3)
         times = (window_start + frame_centers(len(activity))) / SAMPLE_RATE
         # Local speakers that continue one of the previous window's (same activity over
-        # the overlap) keep its global speaker without a new embedding, for up to
-        # `refresh_steps` windows: embeddings are the engine's main cost.
+        # the overlap) may keep its global speaker without a new embedding (embeddings
+        # are the engine's main cost): for up to `refresh_steps` windows ...
         links = self._continuity(activity, times)
-        reuse = {k: k_prev for k, (k_prev, age) in links.items() if age < cfg.refresh_steps}
+        recent = times >= times[-1] - cfg.recent_seconds
+        quiet = {k for k in range(activity.shape[1])
+                 if cfg.recent_seconds > 0 and activity[recent, k].max(initial=0.0) < cfg.tau_active}
+        # ... and so do local speakers that stopped talking (nothing new to learn from them).
+        reuse = {k: k_prev for k, (k_prev, age) in links.items()
+                 if age < cfg.refresh_steps or k in quiet}
         embeddings, valid = self._local_embeddings(audio, activity, skip=set(reuse))
         c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
         c1 = int(window_end / SAMPLE_RATE / GRID)

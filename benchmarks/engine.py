@@ -1,0 +1,160 @@
+"""Benchmark of the baseline engine: real-time factor, DER and turn-finalisation latency.
+
+    python benchmarks/engine.py [--dataset ../shared/data/ami-excerpts] [--options JSON]
+                                [--concurrent 4] [--max-speakers N]
+
+1. Each recording streams through one engine session in 50 ms chunks, back to back, in
+   this process (the engine only looks at audio time, so the messages equal the local
+   server's). Real-time factor = the process's CPU seconds (all threads: CTranslate2
+   decodes in its own) / audio seconds, with torch and CTranslate2 on one thread each,
+   i.e. the share of one core a session needs.
+2. DER from pyannote.metrics through ``diareval.score`` on the engine's final Turn words
+   (word-level hypothesis: each final word's [start, end] labelled with its speaker,
+   same-label touching words merged; "UNKNOWN" words are errors; SpeakerRevision applied),
+   time-weighted over the recordings, UEM from the dataset:
+   strict = collar 0, overlap scored; forgiving = collar 0.25 s per side, overlap skipped.
+3. Turn-finalisation latency: audio time at the end-of-turn message minus the turn's last
+   word end (audio time, so independent of machine load), median and 90th percentile.
+4. ``--concurrent N``: N sessions at once in N threads (as the server runs blocking
+   engines), each fed at real-time pace; reports how far behind real time the slowest
+   session fell (lag at the end of its audio). Wall-clock bound; noisy on a shared machine.
+
+Numbers on a shared 2-core machine are noisy (other processes compete for the cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def run_offline(recordings, factory, params):
+    from diareval.server.engines.baseline.offline import (finalisation_latencies, score_session,
+                                                          stream_offline)
+
+    rows, strict, forgiving, strict_norev, latencies = [], 0, 0, 0, []
+    cpu = audio = 0.0
+    for recording in recordings:
+        session = stream_offline(factory, recording, params)
+        s = score_session(session, recording, 0.0, False)
+        f = score_session(session, recording, 0.25, True)
+        n = score_session(session, recording, 0.0, False, revisions=False)
+        strict, forgiving, strict_norev = strict + s, forgiving + f, strict_norev + n
+        lat = finalisation_latencies(session)
+        latencies.extend(lat.tolist())
+        cpu += session.cpu_seconds
+        audio += session.audio_seconds
+        rows.append((recording.uri, session.real_time_factor, s.der, f.der, len(lat)))
+        print(f"  {recording.uri:8s} RTF {session.real_time_factor:.3f}  DER strict {s.der:.3f}  "
+              f"forgiving {f.der:.3f}  turns {len(lat)}", flush=True)
+    return rows, strict, forgiving, strict_norev, np.array(latencies), cpu / audio
+
+
+def run_concurrent(recordings, factory, params, n: int, chunk: int = 800) -> list[float]:
+    """n sessions in n threads, each paced at real time; the lag of each at its end (s)."""
+    lags = [0.0] * n
+
+    def session(i: int) -> None:
+        audio = recordings[i % len(recordings)].load_audio()
+        engine = factory(params)
+        start = time.monotonic()
+        lag = 0.0
+        for k in range(0, len(audio), chunk):
+            due = start + k / 16000
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            engine.feed(audio[k:k + chunk])
+            lag = max(lag, time.monotonic() - (start + (k + chunk) / 16000))
+        engine.finish()
+        lags[i] = lag
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lags
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                          "shared", "data", "ami-excerpts"))
+    parser.add_argument("--options", default="{}", help="baseline options, JSON object")
+    parser.add_argument("--max-speakers", type=int, default=None)
+    parser.add_argument("--concurrent", type=int, default=0,
+                        help="also run N real-time sessions at once (wall-clock, ~35 s)")
+    parser.add_argument("--json", default=None, help="write the summary here")
+    args = parser.parse_args(argv)
+
+    from diareval.datasets import load
+    from diareval.server.engines import make_engine_factory
+    from diareval.server.engines.base import SessionParams
+
+    recordings = load(args.dataset)
+    options = json.loads(args.options)
+    t0 = time.monotonic()
+    factory = make_engine_factory("baseline", **options)
+    load_seconds = time.monotonic() - t0
+    params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers)
+    # warm-up (first calls allocate), not timed
+    from diareval.server.engines.baseline.offline import stream_offline
+    stream_offline(factory, recordings[0], params)
+    print(f"baseline on {len(recordings)} recordings of {args.dataset} (models loaded in "
+          f"{load_seconds:.1f} s); options {json.dumps(options)}")
+    rows, strict, forgiving, norev, latencies, rtf = run_offline(recordings, factory, params)
+    summary = {
+        "recordings": len(recordings),
+        "options": options,
+        "max_speakers": args.max_speakers,
+        "rtf_one_core": rtf,
+        "der_strict": strict.der,
+        "der_strict_parts": {"miss": strict.miss / strict.reference_speech,
+                             "false_alarm": strict.false_alarm / strict.reference_speech,
+                             "confusion": strict.confusion / strict.reference_speech},
+        "der_strict_without_revision": norev.der,
+        "der_forgiving": forgiving.der,
+        "unknown_speech_share": strict.unknown_speech / strict.reference_speech,
+        "latency_median": float(np.median(latencies)) if len(latencies) else None,
+        "latency_p90": float(np.percentile(latencies, 90)) if len(latencies) else None,
+        "turns": int(len(latencies)),
+    }
+    if args.concurrent:
+        lags = run_concurrent(recordings, factory, params, args.concurrent)
+        summary["concurrent_sessions"] = args.concurrent
+        summary["concurrent_max_lag_s"] = max(lags)
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| real-time factor per session, one core (CPU s / audio s) | {rtf:.3f} |")
+    p = summary["der_strict_parts"]
+    print(f"| DER collar 0, overlap scored (word-level) | {strict.der:.3f} "
+          f"(miss {p['miss']:.3f}, FA {p['false_alarm']:.3f}, confusion {p['confusion']:.3f}) |")
+    print(f"| same, without SpeakerRevision | {norev.der:.3f} |")
+    print(f"| DER collar 0.25 s/side, overlap skipped | {forgiving.der:.3f} |")
+    print(f"| speech labelled UNKNOWN (share of reference) | {summary['unknown_speech_share']:.3f} |")
+    if len(latencies):
+        print(f"| turn finalisation latency, audio time (median / p90, {len(latencies)} turns) | "
+              f"{summary['latency_median']:.2f} s / {summary['latency_p90']:.2f} s |")
+    if args.concurrent:
+        print(f"| {args.concurrent} concurrent real-time sessions: worst lag behind real time | "
+              f"{summary['concurrent_max_lag_s']:.2f} s |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
