@@ -193,6 +193,14 @@ def test_start_limiter_caps_starts_in_any_window():
         assert not await limiter.acquire(stop)
         return times
 
+    async def held():
+        limiter = StartLimiter(None)
+        limiter.hold(0.25)  # after a "too many sessions" rejection: no start for a while
+        t = time.monotonic()
+        assert await limiter.acquire(asyncio.Event())
+        return time.monotonic() - t
+
+    assert 0.24 <= asyncio.run(held()) < 0.5
     times = asyncio.run(go())
     for i, t in enumerate(times):
         assert sum(1 for u in times if t <= u < t + 0.3 - 1e-3) <= 3, (i, times)

@@ -139,16 +139,25 @@ class StartLimiter:
         self.per_minute, self.window = per_minute, window
         self._starts: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
+        self._hold_until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """No new starts for ``seconds`` (the service said "too many sessions": every other
+        session waiting to start would be rejected too)."""
+        self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait for a free start; False if ``stop`` was set meanwhile."""
-        if not self.per_minute:
-            return not stop.is_set()
         async with self._lock:
             while True:
                 if stop.is_set():
                     return False
                 now = time.monotonic()
+                if now < self._hold_until:
+                    await _sleep_unless(stop, self._hold_until - now)
+                    continue
+                if not self.per_minute:
+                    return True
                 while self._starts and self._starts[0] <= now - self.window:
                     self._starts.popleft()
                 if len(self._starts) < self.per_minute:
@@ -546,6 +555,7 @@ class _Runner:
                             status["status"] = "failed"
                             break
                         delay = self._backoff(rng, rejections, plan.reject_backoff)
+                        self.limiter.hold(delay * 0.5)
                     else:
                         failures += 1
                         if failures >= plan.max_attempts:
