@@ -110,7 +110,7 @@ def test_cancelling_a_run_terminates_every_open_session_and_resume_finishes(tmp_
         assert asyncio.run(go()) < 2.0
         _interrupted_checks(server, run_dir, 2)
         assert not (run_dir / "sessions" / C_NONE / "rec2.json").exists()  # never started
-        result = run(recordings, resume=True, **{**options, "speed": 1.0})
+        result = run(recordings, resume=True, **{**options, "speed": math.inf})
         assert result.ok and result.streamed == 3 and result.skipped == 0
     for uri in ("rec0", "rec1"):
         status = read_status(run_dir / "sessions" / C_NONE / f"{uri}.json")
