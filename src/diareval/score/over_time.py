@@ -297,6 +297,7 @@ def der_windows(reference: Annotation, hypothesis: Annotation, uem: Timeline,
                          der_window=local.der, confusion_global=global_.confusion,
                          der_global=global_.der, mapping=str(own), note=local.note))
     frame = pd.DataFrame(rows)
+    frame.attrs["final_mapping"] = str(final)
     frame.attrs["window"] = window
     frame.attrs["step"] = step
     return with_conventions(frame, conventions)
