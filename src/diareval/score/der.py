@@ -24,7 +24,10 @@ Conventions (DESIGN.md, md-eval-22.pl semantics):
   same-speaker overlaps agrees with md-eval-22.pl to 0.01 s, see tests/test_der.py).
   pyannote.metrics instead maps on the scored region, which can pick another mapping
   when a collar or ``skip_overlap`` removes time (``Conventions(mapping_on="scored")``
-  reproduces it). With collar 0 and overlap scored the two are the same.
+  reproduces it). With collar 0 and overlap scored the two are the same. When several
+  mappings tie on the mapping region (equal co-occurrence), md-eval and pyannote both take
+  one arbitrarily; with a collar or skipped overlap the DER can then depend on that choice
+  (the tests check diareval's mapping is optimal and scores as pyannote scores it).
 - Unknown speech under the ``"error"`` policy never takes part in the optimal mapping
   (see :mod:`diareval.score.hypothesis`). Giving each unknown turn a unique label is
   *not* enough on its own: with fewer hypothesis labels than reference speakers, the
