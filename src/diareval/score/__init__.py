@@ -10,7 +10,8 @@
 """
 
 from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_bootstrap
-from diareval.score.der import Conventions, DERResult, JERResult, der, jer, optimal_mapping
+from diareval.score.der import (Conventions, DERResult, JERResult, der, der_and_mapping, jer,
+                                optimal_mapping)
 from diareval.score.hypothesis import (final_turns, hypothesis_from_log, hypothesis_from_turns,
                                        session_turns)
 from diareval.score.over_time import der_by_region, der_over_time, der_windows
@@ -20,7 +21,7 @@ from diareval.score.session import SessionScores, score_session
 from diareval.score.turns import breakdown, reference_segment_table, turn_table
 
 __all__ = ["Conventions", "DERResult", "JERResult", "SessionScores", "bootstrap_ratio",
-           "breakdown", "breakdown_with_ci", "der", "der_by_region", "der_over_time",
+           "breakdown", "breakdown_with_ci", "der", "der_and_mapping", "der_by_region", "der_over_time",
            "der_windows", "final_turns", "format_rttm_scores", "hypothesis_from_log",
            "hypothesis_from_turns", "jer", "optimal_mapping", "paired_bootstrap",
            "reference_segment_table", "score_annotations", "score_rttm", "score_run",
