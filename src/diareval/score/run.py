@@ -67,13 +67,18 @@ def _config_settings(run: dict) -> dict[str, dict]:
             and "name" in c}
 
 
-def _load_recordings(run: dict, recordings, dataset) -> dict:
+def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
     if recordings is not None:
         return {r.uri: r for r in recordings}
     name = dataset or run.get("dataset")
     if not name:
         raise DatasetError("run.json names no dataset; pass dataset= (CLI: --dataset)")
     from diareval import datasets
+    if not dataset and name not in datasets.REGISTRY and not Path(name).exists():
+        # a relative folder recorded by `run` from the repository root (runs/<run>/..)
+        beside = run_dir.resolve().parent.parent / name
+        if beside.exists():
+            name = str(beside)
     return {r.uri: r for r in datasets.load(name)}
 
 
@@ -92,7 +97,7 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
     sessions = discover_sessions(run_dir)
     if not sessions:
         raise DiarevalError(f"{run_dir}: no sessions (expected sessions/<config>/<uri>.jsonl)")
-    catalog = _load_recordings(run, recordings, dataset)
+    catalog = _load_recordings(run, recordings, dataset, run_dir)
     settings = _config_settings(run)
     if conventions.uem == Conventions().uem:
         # say where the scored region came from when every recording agrees
