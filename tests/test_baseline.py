@@ -234,3 +234,27 @@ def test_real_sdk_receives_the_baseline_messages(factory, trn08):
     finals = [t for t in events["turn"] if t.end_of_turn and t.turn_is_formatted]
     assert finals and all(t.speaker_label for t in finals)
     assert all(isinstance(w.start, int) and w.speaker for t in finals for w in t.words)
+
+
+@pytest.mark.baseline
+def test_tune_command_writes_the_best_options(factory, tmp_path):
+    import json
+
+    from conftest import shared_data
+    from diareval.cli import main
+
+    output = tmp_path / "tune" / "best.json"
+    code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "trn02",
+                 "--grid", "delta_new=0.5,0.7", "--set", "partials=false",
+                 "--output", str(output)])
+    assert code == 0
+    best = json.loads(output.read_text())
+    assert best["delta_new"] in (0.5, 0.7) and best["partials"] is False
+    table = output.with_suffix(".csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("delta_new,der")
+
+
+def test_tune_rejects_an_unknown_option():
+    from diareval.cli import main
+
+    assert main(["tune", "--dataset", ".", "--grid", "no_such_option=1"]) == 2

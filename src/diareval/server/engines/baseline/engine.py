@@ -54,10 +54,15 @@ class BaselineConfig:
     partial_interval: float = 1.0  # s of new audio between partial decodes (at least)
     partials: bool = True
     max_turn_seconds: float = 25.0
+    # A pause of min_turn_silence ends a turn early when the transcript ends a sentence
+    # ("confident" end of turn), but only a turn with this much speech (s): a lone
+    # "Right." waits for max_turn_silence, so it can join what its speaker says next.
+    min_confident_turn: float = 1.0
     # diarization
     window: float = 5.0
     step: float = 0.5
-    tau_active: float = 0.55
+    fresh_margin: float = 0.5  # s before the newest step that must hold speech for a window to run
+    tau_active: float = 0.5
     rho_update: float = 0.3
     delta_new: float = 0.65
     embedding_seconds: float = 2.0
@@ -71,6 +76,8 @@ class BaselineConfig:
     max_snap: float = 0.6  # s, at most, per word side
     unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
     revise: bool = True  # SpeakerRevision at the end of the stream
+    revise_offline: bool = True  # ... from re-clustering the whole session (else: final centroids)
+    offline_threshold: float = 0.6  # cosine distance cutting the offline average-linkage tree
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -259,7 +266,8 @@ class BaselineEngine(Engine):
             turn.pause_checked = True
             words = self._decode(turn.start, frame_end)
             turn.pause_words, turn.pause_speech = words, turn.last_speech
-            if words and _SENTENCE_END.search(words[-1][0]):
+            if (words and _SENTENCE_END.search(words[-1][0])
+                    and words[-1][2] - words[0][1] >= cfg.min_confident_turn):
                 return self._finalise(turn.last_speech + int(cfg.turn_pad * SAMPLE_RATE),
                                       confidence=0.9, words=words, decoded_to=frame_end)
             if length >= cfg.max_turn_seconds:
@@ -437,8 +445,10 @@ class BaselineEngine(Engine):
         cfg = self.config
         w = int(cfg.window * SAMPLE_RATE)
         window_start = window_end - w
-        # skip windows without speech (cheap, and nothing to label there)
-        f0, f1 = max(0, window_start // VAD_FRAME), window_end // VAD_FRAME
+        # Skip windows with no speech in their newest part: there is nothing new to
+        # label, and the earlier frames were covered by the previous windows.
+        fresh = window_end - int((cfg.step + cfg.fresh_margin) * SAMPLE_RATE)
+        f0, f1 = max(0, max(window_start, fresh) // VAD_FRAME), window_end // VAD_FRAME
         if not any(p >= cfg.vad_threshold for p in self.vad_probs[f0:f1 + 1]):
             self.previous = None
             return
@@ -471,7 +481,7 @@ class BaselineEngine(Engine):
             np.arange(len(valid)), list(mapping)), taken=set(mapping.values())))
         ages = {k: (links[k][1] + 1 if k in mapping and k in reuse else 0) for k in mapping}
         self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid, activity,
-                             {k: reuse[k] for k in mapping if k in reuse}))
+                             {k: reuse[k] for k in mapping if k in reuse}, dict(mapping)))
         self.previous = {"activity": activity, "times": times, "mapping": mapping, "ages": ages}
         if c1 > c0:
             self._accumulate(c0, local, weights, mapping)
@@ -594,6 +604,64 @@ class BaselineEngine(Engine):
                 totals[s] = totals.get(s, 0.0) + max(w[2] - w[1], 0.02)
         return max(totals, key=totals.get) if totals else None
 
+    def _offline_mappings(self) -> list[dict] | None:
+        """Re-cluster every local speaker embedding of the session at once (average-linkage
+        agglomerative clustering on cosine distance, cut at ``offline_threshold``, at most
+        ``max_speakers`` clusters), then name each cluster after the online speaker it
+        overlaps most, so letters already shown stay where they were right."""
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        points, owners = [], []
+        for index, window in enumerate(self.windows):
+            embeddings, valid, activity = window[3], window[4], window[5]
+            for k in range(len(valid)):
+                if valid[k] and activity[:, k].mean() >= self.config.rho_update:
+                    points.append(embeddings[k])
+                    owners.append((index, k))
+        if len(points) < 2:
+            return None
+        points = np.asarray(points, dtype=np.float64)
+        tree = linkage(points, method="average", metric="cosine")
+        labels = fcluster(tree, t=self.config.offline_threshold, criterion="distance")
+        cap = self.clustering.config.max_speakers
+        if labels.max() > cap:
+            labels = fcluster(tree, t=cap, criterion="maxclust")
+        clusters = sorted(set(labels))
+        centroids = np.stack([points[labels == c].mean(axis=0) for c in clusters])
+        # name clusters after online speakers: Hungarian on how often they co-occur
+        online_ids = sorted({g for w in self.windows for g in w[7].values()})
+        overlap = np.zeros((len(clusters), max(online_ids, default=-1) + 1))
+        for (index, k), label in zip(owners, labels):
+            g = self.windows[index][7].get(k)
+            if g is not None:
+                overlap[clusters.index(label), g] += 1
+        names = {}
+        if overlap.size:
+            rows, cols = linear_sum_assignment(-overlap)
+            names = {clusters[r]: int(c) for r, c in zip(rows, cols) if overlap[r, c] > 0}
+        spare = iter(g for g in range(MAX_GLOBAL) if g not in names.values())
+        for c in clusters:
+            if c not in names:
+                names[c] = next(spare)
+        # every local speaker with an embedding goes to its closest cluster (one per window)
+        mappings = []
+        for window in self.windows:
+            embeddings, valid, activity = window[3], window[4], window[5]
+            mapping: dict = {}
+            active = [k for k in range(len(valid)) if valid[k]
+                      and activity[:, k].max() >= self.config.tau_active]
+            if active:
+                from diareval.server.engines.baseline.clustering import cosine_distances
+                dist = cosine_distances(embeddings[active], centroids)
+                rows, cols = linear_sum_assignment(dist)
+                for r, c in zip(rows, cols):
+                    mapping[active[r]] = names[clusters[c]]
+                for r, k in enumerate(active):
+                    if k not in mapping:
+                        mapping[k] = names[clusters[int(np.argmin(dist[r]))]]
+            mappings.append(mapping)
+        return mappings
+
     def _revision(self) -> list[dict]:
         """Re-map every window with the final centroids; revise the turns whose labels change."""
         if not self.clustering.centroids:
@@ -601,11 +669,15 @@ class BaselineEngine(Engine):
         self.act[:] = 0
         self.weight[:] = 0
         self.speech[:] = 0
+        offline = self._offline_mappings() if self.config.revise_offline else None
         previous: dict = {}
-        for c0, local, weights, embeddings, valid, activity, links in self.windows:
-            mapping = {k: previous[j] for k, j in links.items() if j in previous}
-            mapping.update(self.clustering.assign(activity, embeddings, valid, update=False,
-                                                  taken=set(mapping.values())))
+        for index, (c0, local, weights, embeddings, valid, activity, links, _) in enumerate(self.windows):
+            if offline is not None:
+                mapping = offline[index]
+            else:
+                mapping = {k: previous[j] for k, j in links.items() if j in previous}
+                mapping.update(self.clustering.assign(activity, embeddings, valid, update=False,
+                                                      taken=set(mapping.values())))
             previous = mapping
             if len(local):
                 self._accumulate(c0, local, weights, mapping)
