@@ -85,3 +85,25 @@ def test_ami_excerpts_stream_concurrently_in_real_time_and_resume_streams_nothin
     assert "starting the local server" not in proc.stdout
     assert {p.name: p.read_bytes() for p in session_dir.iterdir()} == before
     assert wall < 10
+
+
+def test_default_dataset_is_generated_and_run_scores_it(tmp_path):
+    """No --dataset: generated conversations (with --dataset-options reaching the loader, the
+    local server's own load and the scorer alike), streamed, then scored by the same command."""
+    pytest.importorskip("espeakng_loader")
+    proc, _ = _diareval("--dataset-options", '{"n_conversations": 1, "n_speakers": 2, "minutes": 1, "seed": 3}',
+                        "--speed", "20", "--run-dir", str(tmp_path / "run"), "--no-progress",
+                        env_extra={"DIAREVAL_DATA": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    run_json = json.loads((tmp_path / "run/run.json").read_text())
+    assert run_json["dataset"] == "synthetic"
+    assert run_json["dataset_options"] == {"n_conversations": 1, "n_speakers": 2, "minutes": 1, "seed": 3}
+    [status_file] = (tmp_path / "run/sessions" / CONFIG).glob("*.json")
+    assert read_status(status_file)["status"] == "complete"
+    # the server identified the generated audio (same options), so the oracle's turns are
+    # labelled; the scorer loaded the same recording: a DER line with a real number
+    assert f"{CONFIG}: DER " in proc.stdout
+    der = json.loads((tmp_path / "run/scores/conventions.json").read_text())
+    assert der  # the conventions travel with the tables
+    sessions = (tmp_path / "run/scores/sessions.csv").read_text().splitlines()
+    assert len(sessions) == 2  # header + the one generated conversation

@@ -298,7 +298,7 @@ def test_cli_and_api_write_the_same_run(tmp_path, monkeypatch):
         code = cli_main(["run", "--dataset", str(tmp_path / "data"), "--backend", "assemblyai",
                          "--host", server.url, "--model", "u3-rt-pro", "--model",
                          "universal-streaming-multilingual", "--max-speakers", "none,2",
-                         "--param", "format_turns=true", "--yes", "--no-progress",
+                         "--param", "format_turns=true", "--yes", "--no-progress", "--no-score",
                          "--max-starts-per-minute", "600",
                          "--run-dir", str(tmp_path / "cli")])
         assert code == 0

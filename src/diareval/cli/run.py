@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from diareval.errors import ConfigError
+from diareval.cli._args import json_object
+from diareval.datasets import DEFAULT_DATASET
 from diareval.stream.config import DEFAULT_MODEL, MODELS
 
 
@@ -37,8 +38,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Stream every recording of a dataset through every configuration "
                     "(models x max_speakers) in real time and log every message. Writes "
                     "RUN_DIR/run.json and RUN_DIR/sessions/<config>/<uri>.jsonl|.json.")
-    parser.add_argument("--dataset", required=True, help="a folder of audio + RTTM, or a "
-                        "registered dataset name")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="a folder of audio + RTTM, or a registered dataset name (ami, "
+                             f"synthetic, noisy, mixtures); default {DEFAULT_DATASET!r}: "
+                             "generated conversations")
+    parser.add_argument("--dataset-options", default=None, metavar="JSON",
+                        help="keyword arguments of diareval.datasets.load as a JSON object, "
+                             'e.g. \'{"subset": "dev"}\' for ami')
     parser.add_argument("--model", action="append", dest="models", metavar="MODEL",
                         help=f"speech model (repeat for several): {', '.join(MODELS)}; "
                              f"default {DEFAULT_MODEL}")
@@ -65,7 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR: complete sessions are skipped")
     parser.add_argument("--yes", action="store_true",
-                        help="do not ask for confirmation of the AssemblyAI cost estimate")
+                        help="do not ask for confirmation of the AssemblyAI cost estimate (nor "
+                             "of the AMI audio download)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="local backend only: stream X times faster than real time")
     parser.add_argument("--chunk-ms", type=float, default=50.0,
@@ -76,25 +83,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="seconds to wait for Termination after Terminate (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the retry jitter")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-score", action="store_true",
+                        help="only stream; score later with `python -m diareval score RUN_DIR`")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
     from diareval.stream import run
 
-    engine_options = None
-    if args.engine_options:
-        try:
-            engine_options = json.loads(args.engine_options)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--engine-options is not JSON: {exc}") from None
-        if not isinstance(engine_options, dict):
-            raise ConfigError("--engine-options must be a JSON object")
+    engine_options = json_object(args.engine_options, "--engine-options") \
+        if args.engine_options else None
+    dataset_options = json_object(args.dataset_options, "--dataset-options")
+    if args.yes and args.dataset == "ami":
+        dataset_options.setdefault("yes", True)  # --yes also confirms the AMI audio download
     options = dict(params=dict(args.param), host=args.host, engine=args.engine,
                    max_starts_per_minute=args.max_starts_per_minute,
                    chunk_seconds=args.chunk_ms / 1000.0, max_attempts=args.max_attempts,
                    terminate_timeout=args.terminate_timeout, seed=args.seed,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, dataset_options=dataset_options)
     if engine_options is not None:
         options["engine_options"] = engine_options
     try:
@@ -107,6 +113,12 @@ def main(args: argparse.Namespace) -> int:
             print(f"diareval: {exc.args[0]}", file=sys.stderr)
         raise
     print(result.summary())
+    if not args.no_score and result.count("complete"):
+        from diareval.cli.score import report_run_scores
+        from diareval.score import Conventions, score_run
+        print("scoring ...")
+        conventions = Conventions()
+        report_run_scores(score_run(result.run_dir, conventions), result.run_dir, conventions)
     if not result.ok:
         print(f"resume with: python -m diareval run ... --run-dir {result.run_dir} --resume",
               file=sys.stderr)

@@ -91,6 +91,15 @@ def main(args: argparse.Namespace) -> int:
     tables = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,
                        seed=args.seed)
+    report_run_scores(tables, args.run_dir, conventions, figures=not args.no_figures)
+    return 0
+
+
+def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) -> None:
+    """Print what ``score_run`` found (conventions, DER per configuration) and write the figures."""
+    from pathlib import Path
+
+    run_dir = str(run_dir).rstrip("/")
     sessions = tables["sessions"]
     skipped = sessions[~sessions["scored"]]
     # score_run fills in where the UEM came from (the dataset's recordings say it)
@@ -105,11 +114,8 @@ def main(args: argparse.Namespace) -> int:
                   f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
                   f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
                   f" over {row.sessions} sessions")
-    print(f"tables written to {args.run_dir.rstrip('/')}/scores/")
-    if not args.no_figures:
-        from pathlib import Path
-
+    print(f"tables written to {run_dir}/scores/")
+    if figures:
         from diareval.report import write_figures
-        written = write_figures(tables, Path(args.run_dir) / "figures")
-        print(f"{len(written)} figures written to {args.run_dir.rstrip('/')}/figures/")
-    return 0
+        written = write_figures(tables, Path(run_dir) / "figures")
+        print(f"{len(written)} figures written to {run_dir}/figures/")

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 
+from diareval.cli._args import json_object
 from diareval.errors import ConfigError
 
 
@@ -26,6 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="oracle", help="engine name: oracle | baseline")
     parser.add_argument("--dataset", help="dataset folder or registered name (the oracle's "
                                           "catalog; required for the oracle)")
+    parser.add_argument("--dataset-options", default=None, metavar="JSON",
+                        help="keyword arguments of diareval.datasets.load as a JSON object, "
+                             'e.g. \'{"n_speakers": 4}\' for synthetic')
     parser.add_argument("--engine-options", default="{}", metavar="JSON",
                         help='engine options as a JSON object, e.g. \'{"seed": 1}\'')
     parser.add_argument("--host", default="127.0.0.1")
@@ -100,15 +104,11 @@ def build_server(args):
     from diareval.server import LocalServer
     from diareval.server.engines import make_engine_factory
 
-    try:
-        options = json.loads(args.engine_options)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--engine-options is not JSON: {exc}") from None
-    if not isinstance(options, dict):
-        raise ConfigError("--engine-options must be a JSON object")
+    options = json_object(args.engine_options, "--engine-options")
     if args.dataset is not None and _accepts_recordings(args.engine):
         from diareval.datasets import load
-        options.setdefault("recordings", load(args.dataset))
+        options.setdefault("recordings", load(args.dataset, **json_object(
+            args.dataset_options, "--dataset-options")))
     elif args.engine == "oracle" and "recordings" not in options:
         raise ConfigError("the oracle engine needs --dataset (the recordings it replays)")
     factory = make_engine_factory(args.engine, **options)

@@ -79,7 +79,9 @@ def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
         beside = run_dir.resolve().parent.parent / name
         if beside.exists():
             name = str(beside)
-    return {r.uri: r for r in datasets.load(name)}
+    options = {} if dataset else dict(run.get("dataset_options") or {})
+    options.pop("yes", None)  # the run already confirmed (and did) any download
+    return {r.uri: r for r in datasets.load(name, **options)}
 
 
 def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), recordings=None,

@@ -160,9 +160,14 @@ class _Outbox:
                 await asyncio.sleep(wait)
             try:
                 if kind == "text":
-                    self.session.sent.append(payload)
-                    self.session.sent_at.append(time.monotonic())
+                    if self.session.closed_by == "abort":
+                        return  # the connection was dropped: nothing more reaches the client
+                    sent_at = time.monotonic()
                     await self.ws.send(payload)
+                    # recorded once handed to the transport, so `sent` never lists a frame
+                    # the client could not have received
+                    self.session.sent.append(payload)
+                    self.session.sent_at.append(sent_at)
                 else:
                     code, reason = payload
                     if self.session.close_code is None:

@@ -79,6 +79,7 @@ class ServerProcess:
 
 
 def start_server_process(engine: str = "oracle", dataset: str | Path | None = None,
+                         dataset_options: dict | None = None,
                          engine_options: dict | None = None,
                          api_keys: tuple[str, ...] | list[str] | None = None,
                          lookahead_seconds: float | None = 300.0,
@@ -88,7 +89,8 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
                          compression: str | None = None) -> ServerProcess:
     """Start ``python -m diareval serve`` in a child process and wait for its URL.
 
-    The child loads ``dataset`` itself (``diareval.datasets.load``). ``engine_options`` must be
+    The child loads ``dataset`` itself (``diareval.datasets.load(dataset, **dataset_options)``).
+    ``engine_options`` and ``dataset_options`` must be
     JSON-serialisable. Raises ``DiarevalError`` with the child's output if it fails to start.
     """
     command = [sys.executable, "-m", "diareval", "serve", "--engine", engine,
@@ -97,6 +99,8 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
                "--engine-options", json.dumps(engine_options or {})]
     if dataset is not None:
         command += ["--dataset", str(dataset)]
+        if dataset_options:
+            command += ["--dataset-options", json.dumps(dataset_options)]
     command += ["--no-lookahead"] if lookahead_seconds is None else \
         ["--lookahead", str(lookahead_seconds)]
     command += ["--compression", compression or "none"]

@@ -206,6 +206,7 @@ class _Plan:
     progress: bool
     durations: dict = field(default_factory=dict)
     server_dataset: str | None = None
+    dataset_options: dict = field(default_factory=dict)
 
     def session_dir(self, config: StreamConfig) -> Path:
         return self.run_dir / "sessions" / config.name
@@ -225,7 +226,9 @@ def _load_status(path: Path) -> dict | None:
         return None
 
 
-def _dataset_recordings(dataset) -> tuple[str, list]:
+def _dataset_recordings(dataset, options: Mapping[str, Any]) -> tuple[str, list]:
+    """(the dataset's name as run.json records it, its recordings). A folder is recorded by
+    its absolute path, so the run can be scored (and resumed) from any directory."""
     from diareval import datasets
     if isinstance(dataset, (list, tuple)):
         recordings = list(dataset)
@@ -233,10 +236,13 @@ def _dataset_recordings(dataset) -> tuple[str, list]:
             raise ConfigError("the dataset has no recordings")
         sources = {str(r.meta.get("dataset")) for r in recordings}
         return (sources.pop() if len(sources) == 1 else "<recordings>"), recordings
-    recordings = datasets.load(dataset)
+    name = str(dataset)
+    if name not in datasets.REGISTRY and Path(name).expanduser().exists():
+        name = str(Path(name).expanduser().resolve())
+    recordings = datasets.load(name, **options)
     if not recordings:
         raise ConfigError(f"dataset {dataset!r} has no recordings")
-    return str(dataset), recordings
+    return name, recordings
 
 
 def _check_uris(recordings) -> None:
@@ -282,6 +288,7 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
              terminate_timeout: float = 15.0, interrupt_timeout: float = 3.0,
              host: str | None = None, api_key: str | None = None, engine: str = "oracle",
              engine_options: Mapping | None = None, seed: int = 0, progress: bool = True,
+             dataset_options: Mapping[str, Any] | None = None,
              announce: Callable[[str], None] = print) -> _Plan:
     """Validate every argument of :func:`run` and load the dataset; writes nothing."""
     configs = make_configs(models, max_speakers, params)
@@ -317,7 +324,7 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
         if host is not None and api_key is None:
             # a server started by `diareval serve` without keys accepts any non-empty key
             api_key = os.environ.get("DIAREVAL_LOCAL_API_KEY") or "local"
-    dataset_name, recordings = _dataset_recordings(dataset)
+    dataset_name, recordings = _dataset_recordings(dataset, dataset_options or {})
     _check_uris(recordings)
     server_dataset = None
     if backend == "local" and host is None:
@@ -343,7 +350,8 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
                  retry_backoff=tuple(retry_backoff), reject_backoff=tuple(reject_backoff),
                  terminate_timeout=terminate_timeout, interrupt_timeout=interrupt_timeout,
                  seed=seed, engine=engine, engine_options=dict(engine_options or {}),
-                 progress=progress, server_dataset=server_dataset)
+                 progress=progress, server_dataset=server_dataset,
+                 dataset_options=dict(dataset_options or {}))
     plan.durations = {r.uri: float(r.meta.get("duration") or r.duration) for r in recordings}
     return plan
 
@@ -424,6 +432,7 @@ def _run_json(plan: _Plan, host: str) -> dict:
     invocations.append({"started_at": _now_iso(), "argv": sys.argv, "resume": plan.resume})
     return {
         "dataset": plan.dataset,
+        "dataset_options": plan.dataset_options,
         "uris": [r.uri for r in plan.recordings],
         "audio_hours": round(sum(plan.durations.values()) / 3600, 6),
         "configurations": list(configs.values()),
@@ -767,6 +776,7 @@ async def run_async(dataset, *, models: Iterable[str] | str = ("universal-stream
             announce(f"starting the local server (engine {plan.engine}) ...")
             server = await asyncio.to_thread(
                 start_server_process, engine=plan.engine, dataset=plan.server_dataset,
+                dataset_options=plan.dataset_options,
                 engine_options=plan.engine_options, api_keys=(plan.api_key,),
                 lookahead_seconds=300.0 if plan.speed == 1.0 else None, port=0)
             stack.callback(server.stop)
@@ -794,7 +804,10 @@ def run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english"
     ``max_starts_per_minute`` (default: none for local, 5 for AssemblyAI = Free tier),
     ``max_attempts``, ``max_rejections``, ``retry_backoff``, ``reject_backoff`` ((base, cap)
     s), ``terminate_timeout``, ``interrupt_timeout``, ``host``, ``engine``,
-    ``engine_options``, ``seed``, ``progress``, ``confirm``, ``announce``.
+    ``engine_options``, ``seed``, ``progress``, ``confirm``, ``announce``, ``dataset_options``
+    (keyword arguments of ``diareval.datasets.load``, e.g. ``{"subset": "dev"}`` for AMI or
+    ``{"n_speakers": 4, "minutes": 10}`` for synthetic; the local server and ``score`` load
+    the dataset with the same options).
 
     Ctrl-C terminates every open session, marks it interrupted and raises
     KeyboardInterrupt once everything is flushed. A rejected key (or a 3007 pacing
