@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+# No matplotlib.use() here: notebooks need their inline backend, and matplotlib already
+# falls back to Agg where there is no display.
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def _footnote(figure, table: pd.DataFrame) -> None:
