@@ -76,7 +76,7 @@ class BaselineConfig:
     max_snap: float = 0.6  # s, at most, per word side
     unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
     revise: bool = True  # SpeakerRevision at the end of the stream
-    revise_offline: bool = True  # ... from re-clustering the whole session (else: final centroids)
+    revise_offline: bool = False  # ... from re-clustering the whole session (else: final centroids)
     offline_threshold: float = 0.6  # cosine distance cutting the offline average-linkage tree
 
     @classmethod
@@ -639,10 +639,17 @@ class BaselineEngine(Engine):
         if overlap.size:
             rows, cols = linear_sum_assignment(-overlap)
             names = {clusters[r]: int(c) for r, c in zip(rows, cols) if overlap[r, c] > 0}
-        spare = iter(g for g in range(MAX_GLOBAL) if g not in names.values())
-        for c in clusters:
-            if c not in names:
-                names[c] = next(spare)
+        spare = [g for g in range(cap) if g not in names.values()]
+        for i, c in enumerate(clusters):
+            if c in names:
+                continue
+            if spare:
+                names[c] = spare.pop(0)
+            else:  # no label left under the cap: join the closest named cluster
+                named = [j for j, other in enumerate(clusters) if other in names]
+                from diareval.server.engines.baseline.clustering import cosine_distances
+                dist = cosine_distances(centroids[i:i + 1], centroids[named])[0]
+                names[c] = names[clusters[named[int(np.argmin(dist))]]]
         # every local speaker with an embedding goes to its closest cluster (one per window)
         mappings = []
         for window in self.windows:
