@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from diareval.cli._args import json_object
+from diareval.cli._args import at_least, json_object
 from diareval.datasets import DEFAULT_DATASET
 from diareval.stream.config import DEFAULT_MODEL, MODELS
 
@@ -20,16 +20,6 @@ def _param(text: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         parsed = value
     return name.strip(), parsed
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -62,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None,
                         help="service host (default streaming.assemblyai.com; e.g. "
                              "streaming.eu.assemblyai.com)")
-    parser.add_argument("--concurrency", type=_positive_int, default=64,
+    parser.add_argument("--concurrency", type=at_least(int, 1), default=64,
                         help="sessions open at once (default 64)")
     parser.add_argument("--max-starts-per-minute", type=float, default=None,
                         help="limit on new sessions per minute (default: none for local, 5 for "
@@ -77,7 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="local backend only: stream X times faster than real time")
     parser.add_argument("--chunk-ms", type=float, default=50.0,
                         help="audio per message in ms, 50..1000 (default 50)")
-    parser.add_argument("--max-attempts", type=_positive_int, default=3,
+    parser.add_argument("--max-attempts", type=at_least(int, 1), default=3,
                         help="attempts per session on transient failures (default 3)")
     parser.add_argument("--terminate-timeout", type=float, default=15.0,
                         help="seconds to wait for Termination after Terminate (default 15)")

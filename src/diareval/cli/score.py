@@ -12,17 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from diareval.cli._args import at_least
 from diareval.errors import ConfigError
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--hyp", help="hypothesis RTTM (RTTM form)")
     parser.add_argument("--uem", help="UEM file (RTTM form; default: the union of the reference "
                                       "and hypothesis extents of each file, said so)")
-    parser.add_argument("--collar", type=_non_negative, default=0.0,
+    parser.add_argument("--collar", type=at_least(float, 0), default=0.0,
                         help="collar in seconds PER SIDE, as md-eval -c (default 0)")
     parser.add_argument("--skip-overlap", action="store_true",
                         help="do not score overlapped reference speech (md-eval -1)")

@@ -76,16 +76,18 @@ def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, Annotation]:
     return annotations
 
 
-def load_rttm(path: str | Path) -> dict[str, Annotation]:
-    """Read an RTTM file: ``{uri: Annotation}``. See :func:`parse_rttm`."""
-    path = Path(path)
+def _read_text(path: Path, kind: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DatasetError(f"{path}: RTTM file not found") from None
+        raise DatasetError(f"{path}: {kind} file not found") from None
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text ({exc})") from None
-    return parse_rttm(text, source=str(path))
+
+
+def load_rttm(path: str | Path) -> dict[str, Annotation]:
+    """Read an RTTM file: ``{uri: Annotation}``. See :func:`parse_rttm`."""
+    return parse_rttm(_read_text(Path(path), "RTTM"), source=str(path))
 
 
 def parse_uem(text: str, source: str = "<uem>") -> dict[str, Timeline]:
@@ -112,14 +114,7 @@ def parse_uem(text: str, source: str = "<uem>") -> dict[str, Timeline]:
 
 def load_uem(path: str | Path) -> dict[str, Timeline]:
     """Read a UEM file: ``{uri: Timeline}``. See :func:`parse_uem`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: UEM file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from None
-    return parse_uem(text, source=str(path))
+    return parse_uem(_read_text(Path(path), "UEM"), source=str(path))
 
 
 def format_rttm(annotation: Annotation, uri: str | None = None) -> str:
