@@ -19,9 +19,12 @@ Orchestration only; the compute blocks live beside it:
 
 Each final word gets the global speaker most active over its span, the Turn the
 speaker with most word time; labels "A", "B", ... are given in order of first
-appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". At the
-end of the stream every window is re-mapped with the final centroids and a
-SpeakerRevision lists the turns whose labels changed.
+appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
+extents are stretched over the speech (VAD or segmentation) next to them, since
+Whisper's alignment makes words too short. At the end of the stream every local
+speaker embedding of the session is re-clustered at once (``revise_offline``; else
+the windows are re-mapped with the final centroids) and a SpeakerRevision lists
+the turns whose labels changed.
 
 Time is audio time only (base.py): the same audio gives the same messages
 whatever the pace.
@@ -61,13 +64,14 @@ class BaselineConfig:
     # diarization
     window: float = 5.0
     step: float = 0.5
-    fresh_margin: float = 0.5  # s before the newest step that must hold speech for a window to run
+    fresh_margin: float = 1.5  # s before the newest step that must hold speech for a window to run
     tau_active: float = 0.5
     rho_update: float = 0.3
     delta_new: float = 0.65
     embedding_seconds: float = 2.0
     min_embedding_seconds: float = 0.3
     speaker_threshold: float = 0.5  # local activity above this counts as speaking
+    min_word_run: float = 0.5  # s; shorter same-speaker word runs inside another speaker's become theirs
     continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
     refresh_steps: int = 0  # a linked local speaker is re-embedded after this many windows
     recent_seconds: float = 0.0  # a linked local speaker silent this long in the window is not re-embedded (0: off)
@@ -76,8 +80,8 @@ class BaselineConfig:
     max_snap: float = 0.6  # s, at most, per word side
     unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
     revise: bool = True  # SpeakerRevision at the end of the stream
-    revise_offline: bool = False  # ... from re-clustering the whole session (else: final centroids)
-    offline_threshold: float = 0.6  # cosine distance cutting the offline average-linkage tree
+    revise_offline: bool = True  # ... from re-clustering the whole session (else: final centroids)
+    offline_threshold: float = 0.5  # cosine distance cutting the offline average-linkage tree
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -582,6 +586,21 @@ class BaselineEngine(Engine):
             if s is None:
                 j = min(known, key=lambda j: abs(j - i))
                 speakers[i] = speakers[j]
+        # a short run of words between two runs of one other speaker is a flicker:
+        # it joins its neighbours
+        if self.config.min_word_run > 0:
+            runs = []  # [first, last, speaker]
+            for i, s in enumerate(speakers):
+                if runs and runs[-1][2] == s:
+                    runs[-1][1] = i
+                else:
+                    runs.append([i, i, s])
+            for r in range(1, len(runs) - 1):
+                first, last, s = runs[r]
+                if (runs[r - 1][2] == runs[r + 1][2]
+                        and words[last][2] - words[first][1] < self.config.min_word_run):
+                    for i in range(first, last + 1):
+                        speakers[i] = runs[r - 1][2]
         return speakers
 
     def _turn_embedding_speaker(self, words: list[tuple]):
