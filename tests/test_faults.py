@@ -177,3 +177,32 @@ def test_a_malformed_message_is_logged_raw_and_the_session_completes(tmp_path):
     raw = [m for m in received(tmp_path / "run/sessions" / CONFIG / "rec0.jsonl")
            if isinstance(m, str)]
     assert raw == ['{"type":"Turn","turn_order":']
+
+
+def test_a_stop_while_a_retry_waits_for_a_start_marks_the_session_interrupted(tmp_path):
+    """The run stops while a rejected session waits for a free start (the per-minute limit):
+    its status ends "interrupted" (resume streams it), never a lingering "retrying"."""
+    import asyncio
+
+    from diareval.stream import run_async
+
+    recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
+    run_dir = tmp_path / "run"
+    with _server(recordings, FaultConfig(reject_after_sessions=0)) as server:
+        async def go():
+            task = asyncio.create_task(run_async(
+                recordings, host=server.url, run_dir=run_dir, concurrency=1,
+                max_starts_per_minute=1, **FAST))
+            path = run_dir / "sessions" / CONFIG / "rec0.json"
+            while not (path.exists() and read_status(path)["status"] == "retrying"):
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)  # the backoff is over: waiting for the next start
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(go())
+    assert len(server.sessions) == 1
+    status = _status(run_dir)
+    assert status["status"] == "interrupted"
+    assert [a["outcome"] for a in status["attempts"]] == ["rejected"]

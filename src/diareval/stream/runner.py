@@ -512,6 +512,8 @@ class _Runner:
             async with self.semaphore:
                 while True:
                     if not await self.limiter.acquire(self.stop):
+                        if started_here:  # a retry waiting for a start: not "retrying" forever
+                            status["status"] = "interrupted"
                         break
                     started_here = True
                     self.running += 1
