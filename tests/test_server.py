@@ -592,3 +592,55 @@ def test_stopping_the_server_closes_open_sessions_with_1001():
     srv, (messages, code, _) = run(main())
     assert code == 1001 and messages == []
     assert srv.sessions[0].close_code == 1001 and srv.sessions[0].closed_by == "server"
+
+
+class SlowStartEngine(TickEngine):
+    """TickEngine that takes a while to build (as a model-loading engine does)."""
+
+    def __init__(self, params):
+        time.sleep(0.3)
+        super().__init__(params)
+
+
+@pytest.mark.parametrize("faults", [FaultConfig(reject_after_sessions=1),
+                                    FaultConfig(max_new_sessions_per_minute=1)])
+def test_session_limits_hold_for_sessions_that_arrive_together(faults):
+    """Sessions whose engines are still being built count against the limit: three that
+    arrive at once with a slow engine factory get one Begin and two rejections."""
+    async def main():
+        async with LocalServer(SlowStartEngine, api_keys=(KEY,), faults=faults) as srv:
+            sockets = await asyncio.gather(*(connect(srv) for _ in range(3)))
+            firsts = [json.loads(await ws.recv())["type"] for ws in sockets]
+            for ws in sockets:
+                await ws.close()
+            return srv, firsts
+    srv, firsts = run(main())
+    assert sorted(firsts) == ["Begin", "Error", "Error"]
+    assert sum(s.accepted for s in srv.sessions) == 1
+
+
+def test_a_failed_engine_start_frees_its_session_slot():
+    """An engine that refuses to start (EngineError) does not use up reject_after_sessions."""
+    from diareval.server.engines.base import EngineError
+
+    calls = []
+
+    def factory(params):
+        calls.append(params)
+        if len(calls) == 1:
+            raise EngineError("Invalid parameter: no such recording", code=3006)
+        return TickEngine(params)
+
+    async def main():
+        async with LocalServer(factory, api_keys=(KEY,),
+                               faults=FaultConfig(reject_after_sessions=1)) as srv:
+            first = await connect(srv)
+            refused = await read_until_closed(first)
+            second = await connect(srv)
+            begin = json.loads(await second.recv())
+            await second.close()
+            return srv, refused, begin
+    srv, (messages, code, _), begin = run(main())
+    assert code == 3006 and messages[0]["error_code"] == 3006
+    assert begin["type"] == "Begin"
+    assert [s.accepted for s in srv.sessions] == [False, True]

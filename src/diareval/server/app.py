@@ -401,15 +401,22 @@ class LocalServer:
                            "Unauthorized Connection: Too many concurrent sessions "
                            f"(more than {faults.max_new_sessions_per_minute} new per minute)")
                 return
-        try:
-            # In a worker thread: building an engine may load models; other sessions keep pace.
-            engine = await asyncio.to_thread(self.engine_factory, params)
-        except EngineError as exc:
-            self._fail(outbox, session, exc.code, str(exc))
-            return
+        # Take the session's place in both limits before the engine is built (an await):
+        # sessions arriving meanwhile must see it, else a burst gets past the limits.
         self._accepted += 1
         self._accepted_at = [t for t in self._accepted_at if t > session.started - 60.0]
         self._accepted_at.append(session.started)
+        try:
+            # In a worker thread: building an engine may load models; other sessions keep pace.
+            engine = await asyncio.to_thread(self.engine_factory, params)
+        except BaseException as exc:
+            self._accepted -= 1  # refused (or cancelled) sessions do not count
+            with contextlib.suppress(ValueError):
+                self._accepted_at.remove(session.started)
+            if not isinstance(exc, EngineError):
+                raise
+            self._fail(outbox, session, exc.code, str(exc))
+            return
         session.accepted = True
         begin = proto.begin_message(time.time() + self.max_session_seconds)
         session.session_id = begin["id"]
