@@ -13,6 +13,7 @@ import pytest
 from diareval.errors import ConfigError
 from diareval.server import FaultConfig, LocalServer
 from diareval.server.engines import make_engine_factory
+from diareval.server.engines.base import Engine
 from diareval.sessionlog import AUDIO_CHUNK, read_session_log
 from diareval.stream import (ArrayAudio, FileAudio, Outcome, StreamConfig, build_headers, chunks,
                              make_configs, parse_max_speakers, stream_attempt)
@@ -157,3 +158,42 @@ def test_session_paces_at_real_time(tmp_path):
     assert np.median(np.abs(errors)) < 5, errors
     assert np.percentile(np.abs(errors), 99) < 20, errors
     assert abs(np.median(errors[-10:]) - np.median(errors[:10])) < 10  # no drift
+
+
+class _SilentEngine(Engine):
+    """Says nothing until Terminate (the test is about the client's side)."""
+
+    def feed(self, pcm):
+        return []
+
+    def finish(self):
+        return []
+
+
+@pytest.mark.parametrize("rate, frames, meta_duration", [
+    (44100, 44101, None),   # resampled to 16000 samples: 22.7 us less than the header says
+    (16000, 15000, 1.0),    # the dataset's duration (AMI: the UEM end) is 62.5 ms longer
+])
+def test_a_session_that_sent_its_whole_file_is_complete(tmp_path, rate, frames, meta_duration):
+    """Complete = every chunk of the file sent and Termination received, whatever the
+    duration the header or the dataset claims (a rounding of the resampler, or an AMI file a
+    little shorter than its whole-file UEM, must not turn into retries and a failure)."""
+    import soundfile as sf
+
+    from diareval.datasets import Recording
+    from diareval.stream.audio import recording_audio
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.full(frames, 0.01, dtype=np.float32), rate, subtype="PCM_16")
+    meta = {} if meta_duration is None else {"duration": meta_duration}
+    recording = Recording(uri="a", audio_path=path, reference=None, uem=None, meta=meta)
+
+    async def go():
+        async with LocalServer(_SilentEngine, api_keys=(KEY,), lookahead_seconds=None) as server:
+            url = StreamConfig("universal-streaming-english").url(server.url)
+            return await stream_attempt(url, build_headers(KEY), recording_audio(recording),
+                                        tmp_path / "s.jsonl", speed=math.inf)
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.COMPLETE, result.error
+    assert result.error is None and result.termination is not None

@@ -79,8 +79,9 @@ class AttemptResult:
     session_id: str | None = None          # Begin.id
     expires_at: float | None = None        # Begin.expires_at
     termination: dict | None = None        # the Termination message
-    audio_seconds: float = 0.0             # audio of the source
+    audio_seconds: float = 0.0             # audio of the source (as its duration claims)
     audio_sent: float = 0.0
+    all_audio_sent: bool = False           # every chunk of the source went out
     chunks_sent: int = 0
     messages_received: int = 0
     t_open: float | None = None            # handshake complete
@@ -284,6 +285,11 @@ async def _send_audio(ws, source, log, state, result, clock, reader, chunk_secon
         if on_audio is not None:
             on_audio(duration)
         n += 1
+    else:
+        # The source ran out: all its audio is sent. (Comparing audio_sent with the claimed
+        # duration would not do: a resampled file can be a fraction of a sample shorter
+        # than its header says, an AMI file a little shorter than its UEM.)
+        result.all_audio_sent = True
     if lateness:
         ordered = sorted(lateness)
         result.lateness_ms = {
@@ -330,7 +336,7 @@ def _classify(result: AttemptResult, stopped: bool) -> None:
     code = result.error_code
     if code is None and result.close_code not in (None, 1000, 1005, 1006):
         code = result.close_code
-    all_sent = result.audio_sent >= result.audio_seconds - 1e-6
+    all_sent = result.all_audio_sent
     if stopped:
         result.outcome = Outcome.INTERRUPTED
         result.error = result.error or "interrupted"
