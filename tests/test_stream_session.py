@@ -197,3 +197,36 @@ def test_a_session_that_sent_its_whole_file_is_complete(tmp_path, rate, frames, 
     result = asyncio.run(go())
     assert result.outcome is Outcome.COMPLETE, result.error
     assert result.error is None and result.termination is not None
+
+
+class _BrokenAudio:
+    """A source whose read fails after 0.2 s of audio (a corrupt or vanished file)."""
+
+    duration = 2.0
+
+    def blocks(self, samples):
+        for _ in range(4):
+            yield np.zeros(samples, dtype=np.int16)
+        raise OSError("read error")
+
+
+def test_an_exception_mid_stream_still_terminates_and_closes_the_session(tmp_path):
+    """A bug or an I/O error on the client side must not leave the connection open (an
+    unclosed AssemblyAI session is billed for 3 h): Terminate, close, then the error."""
+    async def go():
+        async with LocalServer(_SilentEngine, api_keys=(KEY,), lookahead_seconds=None) as server:
+            url = StreamConfig("universal-streaming-english").url(server.url)
+            with pytest.raises(OSError, match="read error"):
+                await stream_attempt(url, build_headers(KEY), _BrokenAudio(),
+                                     tmp_path / "s.jsonl", speed=math.inf)
+            for _ in range(100):  # the server notes the close a moment later
+                if server.sessions[0].close_code is not None:
+                    break
+                await asyncio.sleep(0.01)
+            return server.sessions[0]
+
+    session = asyncio.run(go())
+    assert {"type": "Terminate"} in session.received_messages
+    assert session.close_code == 1000 and session.sent_messages[-1]["type"] == "Termination"
+    lines = read_session_log(tmp_path / "s.jsonl")
+    assert [line.type for line in lines][-1] == "Closed"

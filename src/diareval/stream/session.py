@@ -123,8 +123,9 @@ async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path:
     called after each chunk (progress bars). ``phase`` (s, 0 <= phase < chunk) delays the
     first chunk after Begin: sessions that begin together then send at spread-out instants
     instead of all at the same deadline (smoother load on client and server). Never raises for a service failure: the
-    outcome says what happened. Task cancellation is handled like ``stop`` (best
-    effort Terminate) and then propagates.
+    outcome says what happened. Task cancellation, or an exception of the client's own
+    (the audio source failing to read), is handled like ``stop`` (best effort Terminate
+    and close) and then propagates.
     """
     check_chunk_seconds(chunk_seconds)
     if not speed > 0:
@@ -175,9 +176,10 @@ async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path:
                                  interrupt_timeout if stopped else terminate_timeout)
             await ws.close()
             await asyncio.wait_for(asyncio.shield(reader), 10)
-        except asyncio.CancelledError:
-            # Hard cancellation (second Ctrl-C, the caller cancelled us): an unclosed session
-            # is billed for 3 h, so still try to end it, briefly.
+        except BaseException:
+            # Hard cancellation (second Ctrl-C, the caller cancelled us) or a client-side
+            # error (an unreadable audio file, a bug): an unclosed session is billed for
+            # 3 h, so still try to end it, briefly, then let the exception go on.
             stopped = True
             try:
                 await asyncio.wait_for(_terminate(ws, log, state, result, clock, reader,
