@@ -219,3 +219,20 @@ def test_bad_conventions_are_errors():
         der(REF, HYP, None)
     with pytest.raises(ConfigError):
         Conventions(mapping_on="everywhere")
+
+
+def test_rttm_total_jer_is_pooled_over_speakers_like_the_run_tables():
+    # file f1: one speaker, perfectly found (JER 0); file f2: three speakers, the hypothesis
+    # says nothing (each speaker's JER 1). Pooled over the 4 reference speakers: 3/4 (what
+    # JERResult adds up to, and the run's der_dataset jer); the mean of the files' JERs
+    # (0 and 1) would be 1/2.
+    from diareval.score.rttm import score_annotations
+    references = {"f1": annotation((0, 4, "a")),
+                  "f2": annotation((0, 2, "b"), (2, 4, "c"), (4, 6, "d"))}
+    hypotheses = {"f1": annotation((0, 4, "x"))}
+    uems = {"f1": Timeline([Segment(0, 4)]), "f2": Timeline([Segment(0, 6)])}
+    table = score_annotations(references, hypotheses, uems, Conventions(unknown="label"))
+    rows = table.set_index("uri")
+    assert rows.loc["f1", "jer"] == pytest.approx(0.0)
+    assert rows.loc["f2", "jer"] == pytest.approx(1.0)
+    assert rows.loc["TOTAL", "jer"] == pytest.approx(3 / 4)

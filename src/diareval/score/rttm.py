@@ -14,7 +14,7 @@ from pyannote.core import Annotation, Timeline
 
 from diareval.datasets.rttm import load_rttm, load_uem
 from diareval.errors import DatasetError
-from diareval.score.der import Conventions, DERResult, der, jer, with_conventions
+from diareval.score.der import Conventions, DERResult, JERResult, der, jer, with_conventions
 
 
 def _extent(reference: Annotation, hypothesis: Annotation, uri: str) -> Timeline:
@@ -33,11 +33,12 @@ def _extent(reference: Annotation, hypothesis: Annotation, uri: str) -> Timeline
 def score_annotations(references: dict[str, Annotation], hypotheses: dict[str, Annotation],
                       uems: dict[str, Timeline] | None,
                       conventions: Conventions = Conventions(unknown="label")) -> pd.DataFrame:
-    """One row per reference file plus a ``TOTAL`` row (components summed: time-weighted)."""
+    """One row per reference file plus a ``TOTAL`` row (components summed: DER time-weighted,
+    JER the mean over every reference speaker of every file, as the run tables pool it)."""
     extra = sorted(set(hypotheses) - set(references))
     if extra:
         raise DatasetError(f"hypothesis file(s) without a reference: {', '.join(extra)}")
-    rows, results = [], []
+    rows, results, jers = [], [], []
     for uri in sorted(references):
         reference = references[uri]
         hypothesis = hypotheses.get(uri, Annotation(uri=uri))
@@ -48,16 +49,15 @@ def score_annotations(references: dict[str, Annotation], hypotheses: dict[str, A
         else:
             uem = _extent(reference, hypothesis, uri)
         result = der(reference, hypothesis, uem, conventions)
-        row = dict(uri=uri, **result.as_row(), jer=jer(reference, hypothesis, uem,
-                                                        conventions).jer)
+        jer_result = jer(reference, hypothesis, uem, conventions)
+        row = dict(uri=uri, **result.as_row(), jer=jer_result.jer)
         if uri not in hypotheses:
             row["note"] = "; ".join(filter(None, [row["note"], "no hypothesis for this file"]))
         rows.append(row)
         results.append(result)
+        jers.append(jer_result)
     total = sum(results, DERResult())
-    jers = [r["jer"] for r in rows if not math.isnan(r["jer"])]
-    rows.append(dict(uri="TOTAL", **total.as_row(),
-                     jer=sum(jers) / len(jers) if jers else math.nan))
+    rows.append(dict(uri="TOTAL", **total.as_row(), jer=sum(jers, JERResult()).jer))
     return with_conventions(pd.DataFrame(rows), conventions)
 
 
