@@ -155,6 +155,21 @@ def _der_rows(frame: pd.DataFrame) -> DERResult:
                 for r in frame.itertuples()), DERResult())
 
 
+def _with_errors(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``errors`` = miss + false alarm + confusion (s) per row."""
+    return frame.assign(errors=frame["miss"] + frame["false_alarm"] + frame["confusion"])
+
+
+def _der_row_with_ci(group: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    """The pooled DER components of ``group``'s sessions and the bootstrap interval of the
+    DER (``der_lo``, ``der_hi``)."""
+    row = _der_rows(group).as_row()
+    ci = bootstrap_ratio(_with_errors(group), "errors", "reference_speech", n_boot=n_boot,
+                         seed=seed)
+    row.update(der_lo=ci["lo"].iloc[0], der_hi=ci["hi"].iloc[0])
+    return row
+
+
 def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot: int = 1000,
               seed: int = 0) -> dict[str, pd.DataFrame]:
     """Dataset-level tables from the per-session ones: DER per configuration (time-weighted,
@@ -165,15 +180,10 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     out: dict[str, pd.DataFrame] = {}
     der_rows = []
     for config, group in scored.groupby("config", sort=False):
-        total = _der_rows(group)
-        row = dict(config=config, **total.as_row())
+        row = dict(config=config, **_der_row_with_ci(group, n_boot, seed))
         # JER pooled over every reference speaker of the configuration's sessions
         count = group["jer_speaker_count"].sum()
         row["jer"] = group["jer_speaker_error"].sum() / count if count > 0 else np.nan
-        ci = bootstrap_ratio(group.assign(errors=group["miss"] + group["false_alarm"]
-                                          + group["confusion"]),
-                             "errors", "reference_speech", n_boot=n_boot, seed=seed)
-        row.update(der_lo=ci["lo"].iloc[0], der_hi=ci["hi"].iloc[0])
         der_rows.append(row)
     out["der_dataset"] = with_conventions(pd.DataFrame(der_rows), conventions)
 
@@ -226,12 +236,8 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     if regions is not None and not regions.empty:
         rows = []
         for (config, region), group in regions.groupby(["config", "region"], sort=False):
-            row = dict(config=config, region=region, **_der_rows(group).as_row())
-            ci = bootstrap_ratio(group.assign(errors=group["miss"] + group["false_alarm"]
-                                              + group["confusion"]),
-                                 "errors", "reference_speech", n_boot=n_boot, seed=seed)
-            row.update(der_lo=ci["lo"].iloc[0], der_hi=ci["hi"].iloc[0])
-            rows.append(row)
+            rows.append(dict(config=config, region=region,
+                             **_der_row_with_ci(group, n_boot, seed)))
         out["der_by_region_dataset"] = with_conventions(pd.DataFrame(rows), conventions)
 
     curve = tables.get("der_over_time")
@@ -256,11 +262,9 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     comparisons = []
     if len(configs) >= 2:
         base_config = configs[0]
-        a = scored[scored["config"] == base_config].assign(
-            errors=lambda f: f["miss"] + f["false_alarm"] + f["confusion"])
+        a = _with_errors(scored[scored["config"] == base_config])
         for other in configs[1:]:
-            b = scored[scored["config"] == other].assign(
-                errors=lambda f: f["miss"] + f["false_alarm"] + f["confusion"])
+            b = _with_errors(scored[scored["config"] == other])
             try:
                 d = paired_bootstrap(a, b, "errors", "reference_speech", n_boot=n_boot,
                                      seed=seed)
