@@ -237,18 +237,22 @@ async def _read(ws, log: SessionLogWriter, state: _State, result: AttemptResult,
         pass
 
 
+async def _until(event: asyncio.Event, reader: asyncio.Task, timeout: float) -> None:
+    """Wait until ``event`` is set, the reader ends (the connection closed) or ``timeout`` s."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
 async def _send_audio(ws, source, log, state, result, clock, reader, chunk_seconds, speed, stop,
                       on_audio, phase=0.0) -> str:
     """Send every chunk on its deadline. Returns "done", "stopped" or "closed".
 
-    The clock starts at Begin (or after ``begin_timeout`` without one): a session that is
+    The clock starts at Begin (or after ``BEGIN_TIMEOUT`` s without one): a session that is
     rejected right after the upgrade (Error 3009/1008) never gets audio."""
-    waiter = asyncio.ensure_future(state.begin.wait())
-    try:
-        await asyncio.wait({waiter, reader}, timeout=BEGIN_TIMEOUT,
-                           return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
+    await _until(state.begin, reader, BEGIN_TIMEOUT)
     if reader.done() or state.error_seen:
         return "closed"
     step = chunk_seconds / speed  # 0 for speed = inf
@@ -312,12 +316,7 @@ async def _terminate(ws, log, state, result, clock, reader, timeout) -> None:
         return
     result.t_terminate_sent = clock()
     log.write("send", result.t_terminate_sent, state.audio_sent, message)
-    waiter = asyncio.ensure_future(state.termination.wait())
-    try:
-        await asyncio.wait({waiter, reader}, timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
+    await _until(state.termination, reader, timeout)
     if not state.termination.is_set() and not reader.done():
         log.write("event", clock(), state.audio_sent,
                   {"type": "TerminationTimeout", "timeout": timeout})
