@@ -32,6 +32,15 @@ def _number(text: str, what: str, where: str) -> float:
     return value
 
 
+def _records(text: str, source: str):
+    """``(where, fields)`` of every line that is neither blank nor a ``#`` comment;
+    ``where`` = ``source:line`` (1-based) for error messages."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield f"{source}:{number}", line.split()
+
+
 def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, Annotation]:
     """Parse RTTM text into one ``Annotation`` per URI (file id).
 
@@ -40,12 +49,7 @@ def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, Annotation]:
     ``source`` and the 1-based line number.
     """
     annotations: dict[str, Annotation] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{source}:{number}"
-        fields = line.split()
+    for where, fields in _records(text, source):
         kind = fields[0]
         if kind in _SKIPPED_TYPES:
             continue
@@ -93,12 +97,7 @@ def load_rttm(path: str | Path) -> dict[str, Annotation]:
 def parse_uem(text: str, source: str = "<uem>") -> dict[str, Timeline]:
     """Parse UEM text (``uri channel start end`` per line) into one ``Timeline`` per URI."""
     timelines: dict[str, list[Segment]] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{source}:{number}"
-        fields = line.split()
+    for where, fields in _records(text, source):
         if len(fields) != 4:
             raise DatasetError(f"{where}: UEM line needs 4 fields (uri channel start end), "
                                f"got {len(fields)}")
