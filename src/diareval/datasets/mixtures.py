@@ -34,7 +34,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -263,14 +263,7 @@ def load_mixtures(folder: str | Path, root: str | Path | None = None,
     Options are :class:`ConversationSpec` fields (``n_speakers``, ``minutes``, ``seed``,
     ``backchannel_rate``, ``overlap_rate`` ...). ``Recording.words`` is None unless the
     folder has word alignments (see the module docstring)."""
-    fields = set(ConversationSpec.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise DatasetError(f"unknown mixture option(s) {', '.join(unknown)}; choose from "
-                           + ", ".join(sorted(fields)))
-    if isinstance(options.get("n_speakers"), list):
-        options["n_speakers"] = tuple(options["n_speakers"])
-    spec = replace(spec or ConversationSpec(), **options).validate()
+    spec = (spec or ConversationSpec()).with_options("mixture", **options)
     folder = Path(folder).expanduser()
     speakers = scan_utterances(folder)
     identity = {"spec": spec.key(), "folder": str(folder.resolve()),

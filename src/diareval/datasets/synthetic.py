@@ -132,6 +132,19 @@ class ConversationSpec:
             raise DatasetError("bad synthetic conversation spec: " + "; ".join(problems))
         return self
 
+    def with_options(self, kind: str, **options) -> "ConversationSpec":
+        """This spec with ``options`` (field names; JSON lists become tuples), validated.
+        ``kind`` names the dataset in the error for an unknown option."""
+        fields = set(self.__dataclass_fields__)
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise DatasetError(f"unknown {kind} option(s) {', '.join(unknown)}; choose from "
+                               + ", ".join(sorted(fields)))
+        for name in ("n_speakers", "voices"):
+            if isinstance(options.get(name), list):
+                options[name] = tuple(options[name])
+        return replace(self, **options).validate()
+
     def speakers_of(self, index: int) -> int:
         """Number of speakers of conversation ``index``."""
         counts = self.n_speakers if isinstance(self.n_speakers, tuple) else (self.n_speakers,)
@@ -498,16 +511,7 @@ def load_synthetic(root: str | Path | None = None, spec: ConversationSpec | None
     options are :class:`ConversationSpec` fields. The default is the small embedded
     dataset (3 conversations of 1 minute, with 2, 3 and 4 speakers).
     """
-    fields = set(ConversationSpec.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise DatasetError(f"unknown synthetic option(s) {', '.join(unknown)}; choose from "
-                           + ", ".join(sorted(fields)))
-    if isinstance(options.get("n_speakers"), list):
-        options["n_speakers"] = tuple(options["n_speakers"])
-    if isinstance(options.get("voices"), list):
-        options["voices"] = tuple(options["voices"])
-    spec = replace(spec or DEFAULT_SPEC, **options).validate()
+    spec = (spec or DEFAULT_SPEC).with_options("synthetic", **options)
     folder = synthetic_dir(spec, root)
     if not (folder / "dataset.json").exists():
         _generate_dataset(spec, folder, progress)
