@@ -23,6 +23,7 @@ def _param(text: str) -> tuple[str, object]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand and its options to ``subparsers``."""
     parser = subparsers.add_parser(
         "run", help="stream a dataset through the service (or the local server) and log it",
         description="Stream every recording of a dataset through every configuration "
@@ -79,6 +80,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``diareval.stream.run`` with the parsed options, print the summary, score the run
+    (unless ``--no-score``); exit code 1 when a session is not complete."""
     from diareval.stream import run
 
     engine_options = json_object(args.engine_options, "--engine-options") \

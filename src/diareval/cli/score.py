@@ -17,6 +17,7 @@ from diareval.errors import ConfigError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``score`` subcommand and its options to ``subparsers``."""
     parser = subparsers.add_parser(
         "score", help="score a run directory (or plain RTTM files)",
         description="Score the session logs of RUN_DIR against the dataset's references and "
@@ -60,6 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Score a run directory (``score_run``) or a pair of RTTM files (``score_rttm``)."""
     from diareval.score import Conventions, format_rttm_scores, score_rttm, score_run
     rttm_form = args.ref or args.hyp
     if rttm_form and args.run_dir:

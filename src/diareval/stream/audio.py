@@ -39,9 +39,11 @@ class ArrayAudio:
 
     @property
     def duration(self) -> float:
+        """Seconds of audio."""
         return len(self.samples) / SAMPLE_RATE
 
     def blocks(self, samples: int) -> Iterator[np.ndarray]:
+        """Consecutive blocks of ``samples`` samples (the last may be shorter)."""
         for start in range(0, len(self.samples), samples):
             yield self.samples[start:start + samples]
 

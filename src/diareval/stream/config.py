@@ -120,6 +120,7 @@ class StreamConfig:
 
     @property
     def price_per_hour(self) -> float:
+        """USD per hour of streaming with this model (:data:`PRICES_PER_HOUR`)."""
         return PRICES_PER_HOUR[self.model]
 
     def streaming_parameters(self, sample_rate: int = SAMPLE_RATE):
@@ -140,6 +141,7 @@ class StreamConfig:
         return build_url(host, self.streaming_parameters(sample_rate))
 
     def to_json(self) -> dict:
+        """Name, model, max_speakers and params, as run.json records them."""
         return {"name": self.name, "model": self.model, "max_speakers": self.max_speakers,
                 "params": dict(self.params)}
 

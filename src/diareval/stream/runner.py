@@ -98,6 +98,7 @@ class RunResult:
     error: str | None = None
 
     def count(self, status: str) -> int:
+        """Sessions with this status (complete, failed, interrupted, pending)."""
         return sum(1 for s in self.sessions if s.status == status)
 
     @property
@@ -107,6 +108,7 @@ class RunResult:
 
     @property
     def skipped(self) -> int:
+        """Sessions complete before this invocation (resume), not streamed again."""
         return sum(1 for s in self.sessions if s.skipped)
 
     @property
@@ -115,6 +117,7 @@ class RunResult:
         return all(s.status == "complete" for s in self.sessions)
 
     def summary(self) -> str:
+        """Counts by status, wall time, run directory and the first failures' errors."""
         parts = [f"{len(self.sessions)} sessions: {self.count('complete')} complete"]
         if self.skipped:
             parts.append(f"{self.skipped} of them already complete before (skipped)")

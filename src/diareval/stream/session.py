@@ -94,6 +94,7 @@ class AttemptResult:
     lateness_ms: dict = field(default_factory=dict)  # send time minus deadline: median, p99, max
 
     def to_json(self) -> dict:
+        """A JSON-ready dict (outcome as its string, floats rounded to the microsecond)."""
         data = asdict(self)
         data["outcome"] = self.outcome.value
         return {key: (round(value, 6) if isinstance(value, float) else value)
