@@ -334,3 +334,23 @@ def test_progress_bar_shows_sessions_and_audio_hours(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "0.0011/0.0011 h" in err  # 4 s of audio = 0.0011 h, all sent
     assert "sessions" in err and "/2 done" in err
+
+
+def test_resume_with_other_dataset_options_is_refused(tmp_path):
+    """Same dataset name, other options (synthetic: another spec; a folder: other uris):
+    resuming would skip "complete" sessions of different recordings and score them
+    against the new references. Refused, nothing written; the same options resume."""
+    data = tmp_path / "data"
+    recordings = make_dataset(data, n=2, seconds=1.0)
+    run_dir = tmp_path / "run"
+    with _server(recordings) as server:
+        options = dict(backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                       run_dir=run_dir, **QUIET)
+        first = run(str(data), dataset_options={"uris": ["rec0"]}, **options)
+        assert first.ok and first.streamed == 1
+        before = _snapshot(run_dir)
+        with pytest.raises(ConfigError, match="dataset options"):
+            run(str(data), dataset_options={"uris": ["rec1"]}, resume=True, **options)
+        assert _snapshot(run_dir) == before
+        again = run(str(data), dataset_options={"uris": ["rec0"]}, resume=True, **options)
+        assert again.ok and again.skipped == 1

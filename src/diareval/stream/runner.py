@@ -345,6 +345,17 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
         if previous.get("dataset") not in (None, dataset_name):
             raise ConfigError(f"{run_dir} is a run of dataset {previous.get('dataset')!r}, "
                               f"not {dataset_name!r}")
+        # Other options can mean other recordings under the same URIs (synthetic: another
+        # spec): complete sessions would be skipped, then scored against new references.
+        # ("yes" only confirms a download.)
+        if "dataset_options" in previous:
+            before = {k: v for k, v in (previous["dataset_options"] or {}).items() if k != "yes"}
+            now = json.loads(json.dumps({k: v for k, v in (dataset_options or {}).items()
+                                         if k != "yes"}))
+            if before != now:
+                raise ConfigError(f"{run_dir} was run with dataset options "
+                                  f"{json.dumps(before)}, not {json.dumps(now)}: resume with "
+                                  "the same --dataset-options, or choose another --run-dir")
     plan = _Plan(dataset=dataset_name, recordings=recordings, configs=configs, backend=backend,
                  host=host or "", api_key=api_key, run_dir=run_dir, resume=resume,
                  concurrency=concurrency, max_starts_per_minute=max_starts_per_minute,
