@@ -138,3 +138,15 @@ def test_noise_errors(tmp_path):
                                          "audio_path": tmp_path / "gone.wav"})
     with pytest.raises(DatasetError, match="gone.wav"):
         add_noise([missing], noise="white", snr=0, root=tmp_path)
+
+
+def test_a_derived_folder_missing_a_uem_gets_it_back(tmp_path):
+    """A run stopped between writing a copy's RTTM and its UEM: the next call writes the
+    UEM (a derived folder loaded without it would score on the whole file, not the UEM)."""
+    folder = _folder(tmp_path, n=2, seconds=4.0)
+    first = add_noise(load_folder(folder), noise="pink", snr=5, root=tmp_path / "cache")
+    uem = first[0].audio_path.with_suffix(".uem")
+    text = uem.read_text()
+    uem.unlink()
+    add_noise(load_folder(folder), noise="pink", snr=5, root=tmp_path / "cache")
+    assert uem.read_text() == text

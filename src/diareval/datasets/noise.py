@@ -219,11 +219,10 @@ def add_noise(recordings: list[Recording], noise: str | Path = "pink", snr: floa
             os.replace(part, dest)
         # references beside the audio: the derived folder is itself a loadable dataset
         # (``--dataset <folder>``; reference words stay available through this API only)
-        rttm = folder / f"{rec.uri}.rttm"
-        if not rttm.exists():
+        rttm, uem = folder / f"{rec.uri}.rttm", folder / f"{rec.uri}.uem"
+        if not (rttm.exists() and uem.exists()):  # a stop between the two: write both again
             rttm.write_text(format_rttm(rec.reference, rec.uri))
-            (folder / f"{rec.uri}.uem").write_text("".join(
-                f"{rec.uri} 1 {s.start:.3f} {s.end:.3f}\n" for s in rec.uem))
+            uem.write_text("".join(f"{rec.uri} 1 {s.start:.3f} {s.end:.3f}\n" for s in rec.uem))
         meta = dict(rec.meta)
         meta.update({"derived_from": meta.get("dataset"), "noise": str(noise), "snr": float(snr),
                      "dataset": f"{meta.get('dataset', 'dataset')}+{label}",
