@@ -76,6 +76,16 @@ def test_clustering_keeps_a_known_voice():
     assert clustering.num_speakers == 2
 
 
+def test_activity_summary_keeps_peak_and_mean():
+    from diareval.server.engines.baseline.engine import _activity_summary
+
+    activity = np.random.default_rng(2).random((293, 3))
+    summary = _activity_summary(activity)
+    assert summary.shape == (2, 3)
+    assert np.allclose(summary.max(axis=0), activity.max(axis=0), atol=1e-6)
+    assert np.allclose(summary.mean(axis=0), activity.mean(axis=0), atol=1e-6)
+
+
 def test_unknown_option_is_a_config_error():
     from diareval.server.engines.baseline.engine import BaselineConfig
 

@@ -119,6 +119,16 @@ def _plain(text: str) -> str:
     return _PUNCT.sub("", text).lower().strip("-") or text.lower()
 
 
+def _activity_summary(activity: np.ndarray) -> np.ndarray:
+    """Two rows with the same per-speaker peak and mean as ``activity`` (all that
+    clustering looks at), so long sessions do not keep every window's frames."""
+    peak, mean = activity.max(axis=0), activity.mean(axis=0)
+    return np.stack([peak, 2 * mean - peak]).astype(np.float32)
+
+
+MAX_OFFLINE_POINTS = 2000  # the offline tree is built on at most this many embeddings
+
+
 class Models:
     """The compute blocks one session uses (the heavy models inside are process-wide)."""
 
@@ -189,7 +199,9 @@ class BaselineEngine(Engine):
         self.weight = np.zeros(0, dtype=np.float32)
         self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
         self.previous: dict | None = None  # the last window: activity, times, mapping, ages
-        self.windows: list[tuple] = []  # (first cell, local activity on grid, weights, embeddings, valid)
+        # per window, for the end-of-stream revision: (first cell, local activity on the grid,
+        # weights, embeddings, valid, activity summary, continuity links, online mapping)
+        self.windows: list[tuple] = []
         self.letters: dict[int, str] = {}
         self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
         self.turn_words: dict[int, list] = {}  # turn_order -> [(start s, end s)] of its words
@@ -484,7 +496,8 @@ class BaselineEngine(Engine):
         mapping.update(self.clustering.assign(activity, embeddings, valid & ~np.isin(
             np.arange(len(valid)), list(mapping)), taken=set(mapping.values())))
         ages = {k: (links[k][1] + 1 if k in mapping and k in reuse else 0) for k in mapping}
-        self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid, activity,
+        self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid,
+                             _activity_summary(activity),
                              {k: reuse[k] for k in mapping if k in reuse}, dict(mapping)))
         self.previous = {"activity": activity, "times": times, "mapping": mapping, "ages": ages}
         if c1 > c0:
@@ -640,6 +653,9 @@ class BaselineEngine(Engine):
         if len(points) < 2:
             return None
         points = np.asarray(points, dtype=np.float64)
+        if len(points) > MAX_OFFLINE_POINTS:  # long sessions: an evenly spaced sample
+            keep = np.linspace(0, len(points) - 1, MAX_OFFLINE_POINTS).astype(int)
+            points, owners = points[keep], [owners[i] for i in keep]
         tree = linkage(points, method="average", metric="cosine")
         labels = fcluster(tree, t=self.config.offline_threshold, criterion="distance")
         cap = self.clustering.config.max_speakers
