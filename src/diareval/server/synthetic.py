@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+from diareval.datasets.audio import SAMPLE_RATE
 
 
 def synthetic_segments(duration: float, n_speakers: int, rng: np.random.Generator,
