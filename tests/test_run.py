@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -280,7 +281,20 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, capsys, m
         (["--dataset", str(data), "--max-speakers", "none,11"], "out of range 1..10"),
         (["--dataset", str(data), "--engine", "magic"], "unknown engine 'magic'; choose one of"),
         (["--dataset", str(data), "--chunk-ms", "20"], "outside the 50..1000 ms"),
+        (["--dataset", str(data), "--terminate-timeout", "-5"],
+         "terminate_timeout must be a number > 0 (seconds), got -5"),
+        (["--dataset", str(data), "--terminate-timeout", "0"],
+         "terminate_timeout must be a number > 0 (seconds), got 0"),
     ]
+    # the API checks what the CLI does not expose
+    for options, message in [
+            (dict(interrupt_timeout=-1), "interrupt_timeout must be a number > 0"),
+            (dict(max_rejections=-1), "max_rejections must be an integer >= 0"),
+            (dict(retry_backoff=(5.0, 1.0)), "retry_backoff must be (base, cap) with "
+                                             "0 <= base <= cap"),
+            (dict(reject_backoff=(-1.0, 1.0)), "reject_backoff must be (base, cap)")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            run(data, backend="local", run_dir=run_dir, **options, **QUIET)
     for args, message in cases:
         capsys.readouterr()
         code = cli_main(["run", "--backend", "local", "--run-dir", str(run_dir), *args])

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import json
 import logging
+import math
 import os
 import platform
 import random
@@ -305,6 +306,23 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
         raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
     if max_starts_per_minute is not None and max_starts_per_minute <= 0:
         raise ConfigError("max_starts_per_minute must be positive (or None: no limit)")
+    for name, value in (("terminate_timeout", terminate_timeout),
+                        ("interrupt_timeout", interrupt_timeout)):
+        # a timeout <= 0 would declare every session's Termination missing: retries, failures
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ConfigError(f"{name} must be a number > 0 (seconds), got {value:g}"
+                              if isinstance(value, (int, float)) else
+                              f"{name} must be a number > 0 (seconds), got {value!r}")
+    if not (isinstance(max_rejections, int) and max_rejections >= 0):
+        raise ConfigError(f"max_rejections must be an integer >= 0, got {max_rejections!r}")
+    for name, value in (("retry_backoff", retry_backoff), ("reject_backoff", reject_backoff)):
+        try:
+            base, cap = (float(v) for v in value)
+        except (TypeError, ValueError):
+            base, cap = math.nan, math.nan
+        if not 0 <= base <= cap:
+            raise ConfigError(f"{name} must be (base, cap) with 0 <= base <= cap seconds, "
+                              f"got {value!r}")
     if backend == "assemblyai":
         if speed != 1.0:
             raise ConfigError("--speed is for the local backend only: AssemblyAI closes a "
