@@ -230,3 +230,36 @@ def test_an_exception_mid_stream_still_terminates_and_closes_the_session(tmp_pat
     assert session.close_code == 1000 and session.sent_messages[-1]["type"] == "Termination"
     lines = read_session_log(tmp_path / "s.jsonl")
     assert [line.type for line in lines][-1] == "Closed"
+
+
+def test_a_key_echoed_by_the_service_is_not_written_to_the_session_log(tmp_path):
+    """DESIGN: the API key is never written anywhere. A service that echoes it (in an HTTP
+    rejection body, or an Error message) must not put it into the session log."""
+    from websockets.asyncio.server import serve
+
+    secret = "sk-echo-4711"
+
+    def reject(connection, request):
+        return connection.respond(401, f"invalid key {request.headers['Authorization']}\n")
+
+    async def go():
+        async with serve(lambda ws: None, "127.0.0.1", 0, process_request=reject) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            url = StreamConfig("universal-streaming-english").url(f"ws://127.0.0.1:{port}")
+            return await stream_attempt(url, build_headers(secret), ArrayAudio(np.zeros(800)),
+                                        tmp_path / "s.jsonl")
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.AUTH and result.http_status == 401
+    text = (tmp_path / "s.jsonl").read_text()
+    assert "HandshakeRejected" in text and "invalid key ***" in text
+    assert secret not in text
+
+
+def test_session_log_redaction_leaves_short_placeholders_alone(tmp_path):
+    from diareval.sessionlog import SessionLogWriter
+    with SessionLogWriter(tmp_path / "s.jsonl", secrets=("local", 'sk"quoted\\key')) as log:
+        log.write("event", 0.0, 0.0, {"url": "ws://localhost:1/v3/ws",
+                                      "echo": 'bad key sk"quoted\\key'})
+    [line] = read_session_log(tmp_path / "s.jsonl")
+    assert line.msg == {"url": "ws://localhost:1/v3/ws", "echo": "bad key ***"}

@@ -6,7 +6,8 @@
 ``msg`` is the message exactly as received or sent: the parsed JSON object for a
 JSON text frame, the raw string for a text frame that is not valid JSON. Audio
 frames are summarised as ``{"type": "AudioChunk", "bytes": n, "duration": s}``
-(``"AudioChunk"`` is diareval's, not the protocol's), never stored. A connection
+(``"AudioChunk"`` is diareval's, not the protocol's), never stored. The API key, should
+the service echo it, is written as ``***``. A connection
 event that is not a message (close code, handshake rejection) is logged as
 ``{"dir": "event", ..., "msg": {"type": "Closed"|"HandshakeRejected"|..., ...}}``.
 The writer (``stream``) and the reader (``score``) both use this module.
@@ -39,18 +40,31 @@ class LogLine:
 
 
 class SessionLogWriter:
-    """Append-only writer; every line is flushed at once so a crash loses nothing already seen."""
+    """Append-only writer; every line is flushed at once so a crash loses nothing already seen.
 
-    def __init__(self, path: str | Path):
+    ``secrets`` (the API key) are replaced by ``***`` wherever they appear in a line: a
+    service that echoes the key (an HTTP rejection body, an Error text) must not get it
+    written to disk. That is the one change ever made to a logged message. Secrets under
+    8 characters (the local server's placeholder key "local") are left alone: replacing
+    them would garble ordinary text ("localhost")."""
+
+    def __init__(self, path: str | Path, secrets: tuple[str, ...] = ()):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # each secret as it appears inside a JSON string too (quotes, backslashes escaped)
+        forms = {form for secret in secrets if secret and len(secret) >= 8
+                 for form in (secret, json.dumps(secret, ensure_ascii=False)[1:-1])}
+        self._secrets = sorted(forms, key=len, reverse=True)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def write(self, direction: str, t_wall: float, t_audio: float, msg: Any) -> None:
         """Append one line and flush it."""
         record = {"dir": direction, "t_wall": round(t_wall, 6), "t_audio": round(t_audio, 6),
                   "msg": msg}
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False)
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
+        self._file.write(line + "\n")
         self._file.flush()
 
     def close(self) -> None:

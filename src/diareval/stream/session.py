@@ -138,7 +138,8 @@ async def stream_attempt(url: str, headers: dict, source: AudioSource, log_path:
     def clock() -> float:
         return time.monotonic() - t_start
 
-    log = SessionLogWriter(log_path)
+    secret = headers.get("Authorization")
+    log = SessionLogWriter(log_path, secrets=(secret,) if secret else ())
     try:
         local = url.startswith(("ws://127.", "ws://localhost", "ws://[::1]"))
         log.write("event", clock(), 0.0, {"type": "Connecting", "url": url})
