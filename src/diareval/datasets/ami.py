@@ -115,6 +115,17 @@ def meetings(root: str | Path | None = None, subset: str = "test") -> list[str]:
 # ---------------------------------------------------------------- recordings
 
 
+def _select(wanted: list[str], uris, subset: str) -> list[str]:
+    """The meetings of ``wanted`` named in ``uris`` (all when None), in list order; a
+    DatasetError names any that are not meetings of the subset."""
+    if uris is None:
+        return wanted
+    unknown = sorted(set(uris) - set(wanted))
+    if unknown:
+        raise DatasetError(f"not AMI {subset} meetings: {', '.join(unknown)}")
+    return [u for u in wanted if u in set(uris)]
+
+
 @dataclass
 class AMIRecording(Recording):
     """An AMI :class:`Recording` whose audio may not be downloaded yet."""
@@ -164,12 +175,7 @@ def load_ami(root: str | Path | None = None, subset: str = "test", mic: str = "i
     if download:
         ensure_ami(root, subset=subset, mic=mic, words=bool(words), yes=yes, confirm=confirm)
     base = ami_dir(root)
-    wanted = meetings(root, subset)
-    if uris is not None:
-        unknown = sorted(set(uris) - set(wanted))
-        if unknown:
-            raise DatasetError(f"not AMI {subset} meetings: {', '.join(unknown)}")
-        wanted = [u for u in wanted if u in set(uris)]
+    wanted = _select(meetings(root, subset), uris, subset)
     annotations = base / "annotations"
     have_words = (annotations / "corpusResources" / "meetings.xml").exists()
     if words and not have_words:
@@ -335,12 +341,7 @@ def download_ami(root: str | Path | None = None, subset: str = "test", mic: str 
     setup, corpus = setup_url(setup_base_url), corpus_url(base_url)
     list_name = f"lists/{subset}.meetings.txt"
     download_file(f"{setup}/{list_name}", base / list_name, progress=False)
-    wanted = meetings(base, subset)
-    if uris is not None:
-        unknown = sorted(set(uris) - set(wanted))
-        if unknown:
-            raise DatasetError(f"not AMI {subset} meetings: {', '.join(unknown)}")
-        wanted = [u for u in wanted if u in set(uris)]
+    wanted = _select(meetings(base, subset), uris, subset)
     for name in tqdm(_setup_files(subset, wanted), desc=f"AMI {subset} references",
                      disable=not progress, leave=False):
         download_file(f"{setup}/{name}", base / name, progress=False)
