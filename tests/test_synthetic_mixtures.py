@@ -110,3 +110,16 @@ def test_mixture_errors(tmp_path):
         scan_utterances(folder)
     with pytest.raises(DatasetError, match="not a directory"):
         scan_utterances(tmp_path / "missing")
+
+
+def test_noisy_mixtures_keep_everything_under_the_given_root(tmp_path, monkeypatch):
+    """load("noisy", dataset="mixtures", root=R): the mixtures are generated under R too
+    (root "is shared by both"), not in the default cache."""
+    monkeypatch.setenv("DIAREVAL_DATA", str(tmp_path / "default-cache"))
+    folder = _aligned_folder(tmp_path)
+    [rec] = load("noisy", dataset="mixtures", folder=folder, root=tmp_path / "root",
+                 noise="white", snr=10, n_conversations=1, n_speakers=3, minutes=0.5, seed=1,
+                 mean_words=6)
+    assert (tmp_path / "root" / "mixtures").is_dir()
+    assert Path(rec.meta["clean_audio"]).is_relative_to(tmp_path / "root")
+    assert not (tmp_path / "default-cache").exists()

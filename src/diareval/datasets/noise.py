@@ -240,7 +240,7 @@ def load_noisy(dataset: str = "synthetic", noise: str = "pink", snr: float = 10.
     ``options`` go to the source dataset's loader (``root`` is shared by both)."""
     from diareval.datasets import load
 
-    if root is not None and dataset in ("synthetic", "ami"):
+    if root is not None and dataset in ("synthetic", "ami", "mixtures"):  # cached loaders
         options["root"] = root
     return add_noise(load(dataset, **options), noise=noise, snr=snr, seed=seed, root=root)
 
