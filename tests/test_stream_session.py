@@ -263,3 +263,20 @@ def test_session_log_redaction_leaves_short_placeholders_alone(tmp_path):
                                       "echo": 'bad key sk"quoted\\key'})
     [line] = read_session_log(tmp_path / "s.jsonl")
     assert line.msg == {"url": "ws://localhost:1/v3/ws", "echo": "bad key ***"}
+
+
+def test_a_stop_while_waiting_for_begin_terminates_at_once(tmp_path):
+    """Begin is slow (every server message 1.5 s late); the run stops 0.2 s after the
+    connection opened: Terminate goes out then, not once Begin arrives."""
+    async def go():
+        async with LocalServer(_SilentEngine, api_keys=(KEY,), lookahead_seconds=None,
+                               faults=FaultConfig(message_delay_seconds=1.5)) as server:
+            url = StreamConfig("universal-streaming-english").url(server.url)
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.2, stop.set)
+            return await stream_attempt(url, build_headers(KEY), ArrayAudio(np.zeros(16000)),
+                                        tmp_path / "s.jsonl", stop=stop, interrupt_timeout=0.5)
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.INTERRUPTED and result.chunks_sent == 0
+    assert result.t_terminate_sent is not None and result.t_terminate_sent < 1.0

@@ -239,13 +239,16 @@ async def _read(ws, log: SessionLogWriter, state: _State, result: AttemptResult,
         pass
 
 
-async def _until(event: asyncio.Event, reader: asyncio.Task, timeout: float) -> None:
-    """Wait until ``event`` is set, the reader ends (the connection closed) or ``timeout`` s."""
-    waiter = asyncio.ensure_future(event.wait())
+async def _until(events, reader: asyncio.Task, timeout: float) -> None:
+    """Wait until one of ``events`` is set, the reader ends (the connection closed) or
+    ``timeout`` s."""
+    waiters = {asyncio.ensure_future(event.wait()) for event in events if event is not None}
     try:
-        await asyncio.wait({waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters | {reader}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
-        waiter.cancel()
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _send_audio(ws, source, log, state, result, clock, reader, chunk_seconds, speed, stop,
@@ -254,9 +257,11 @@ async def _send_audio(ws, source, log, state, result, clock, reader, chunk_secon
 
     The clock starts at Begin (or after ``BEGIN_TIMEOUT`` s without one): a session that is
     rejected right after the upgrade (Error 3009/1008) never gets audio."""
-    await _until(state.begin, reader, BEGIN_TIMEOUT)
+    await _until((state.begin, stop), reader, BEGIN_TIMEOUT)
     if reader.done() or state.error_seen:
         return "closed"
+    if stop is not None and stop.is_set():  # stopped before Begin: no audio, Terminate now
+        return "stopped"
     step = chunk_seconds / speed  # 0 for speed = inf
     lateness = []
     t0 = time.monotonic() + max(0.0, phase) / speed
@@ -318,7 +323,7 @@ async def _terminate(ws, log, state, result, clock, reader, timeout) -> None:
         return
     result.t_terminate_sent = clock()
     log.write("send", result.t_terminate_sent, state.audio_sent, message)
-    await _until(state.termination, reader, timeout)
+    await _until((state.termination,), reader, timeout)
     if not state.termination.is_set() and not reader.done():
         log.write("event", clock(), state.audio_sent,
                   {"type": "TerminationTimeout", "timeout": timeout})
