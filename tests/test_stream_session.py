@@ -280,3 +280,21 @@ def test_a_stop_while_waiting_for_begin_terminates_at_once(tmp_path):
     result = asyncio.run(go())
     assert result.outcome is Outcome.INTERRUPTED and result.chunks_sent == 0
     assert result.t_terminate_sent is not None and result.t_terminate_sent < 1.0
+
+
+@pytest.mark.parametrize("text, outcome", [
+    ("Unauthorized Connection: Invalid API key. Generate a new one in your dashboard",
+     Outcome.AUTH),
+    ("Unauthorized Connection: Account balance is not accurate, contact support", Outcome.AUTH),
+    ("Unauthorized Connection: Too many concurrent sessions", Outcome.REJECTED),
+    ("Session rate limit exceeded", Outcome.REJECTED),
+    ("Concurrency limit reached", Outcome.REJECTED),
+])
+def test_close_1008_is_a_rejected_key_unless_it_speaks_of_limits(text, outcome):
+    """1008 means a bad key, or (some docs) too many sessions: only whole words about
+    limits make it a back-off ("generate" or "accurate" contain "rate" but are no limit)."""
+    from diareval.stream.session import AttemptResult, _classify
+    result = AttemptResult(error_code=1008, error=f"Error 1008: {text}", close_code=1008,
+                           close_reason=text)
+    _classify(result, stopped=False)
+    assert result.outcome is outcome

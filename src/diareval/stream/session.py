@@ -63,7 +63,9 @@ _CODE_OUTCOMES = {
     4003: Outcome.AUTH,
 }
 BEGIN_TIMEOUT = 10.0  # s to wait for Begin before streaming anyway
-_LIMIT_WORDS = re.compile(r"too many|concurren|limit|rate|quota|throttl|capacity", re.I)
+# Whole words only: "generate" or "accurate" in an auth message must not read as "rate".
+_LIMIT_WORDS = re.compile(r"\b(too many|concurren\w*|limit\w*|rate|quota\w*|throttl\w*|"
+                          r"capacity)\b", re.I)
 
 
 @dataclass
