@@ -206,3 +206,25 @@ def test_cli_rttm_form_matches_score_rttm(tmp_path, capsys):
     table = score_rttm(ref, hyp, None, Conventions(collar=0.5, hypothesis="rttm"))
     assert table.set_index("uri").loc["TOTAL", "der"] == pytest.approx(1 / 6)
     assert cli_main(["score", "--ref", str(ref)]) == 2
+
+
+def test_write_scores_never_leaves_a_half_written_table(tmp_path, monkeypatch):
+    """A stop in the middle of writing a table (Ctrl-C, full disk) leaves the previous
+    file, or none, never a truncated one that breaks the next read."""
+    from diareval.score.run import write_scores
+    scores = tmp_path / "scores"
+    old = pd.DataFrame({"der": [0.1, 0.2]})
+    write_scores({"sessions": old}, scores, Conventions())
+    real_to_csv = pd.DataFrame.to_csv
+
+    def broken_to_csv(self, path, *args, **kwargs):
+        with open(path, "w") as file:
+            file.write("der\n0.")  # half a table, then the failure
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
+    with pytest.raises(OSError, match="disk full"):
+        write_scores({"sessions": pd.DataFrame({"der": [0.3]})}, scores, Conventions())
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    pd.testing.assert_frame_equal(pd.read_csv(scores / "sessions.csv"), old)
+    assert not list(scores.glob("*.tmp"))

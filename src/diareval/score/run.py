@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import warnings
 from dataclasses import replace
@@ -312,10 +313,22 @@ def write_scores(tables: dict[str, pd.DataFrame], scores_dir: Path,
                                                   (isinstance(v, float) and math.isnan(v))
                                                   else str(v) if not isinstance(v, str) else v)
         frame.attrs = {}
-        parquet = scores_dir / f"{name}.parquet"
-        frame.to_parquet(parquet, index=False)
-        frame.to_csv(scores_dir / f"{name}.csv", index=False)
-        written += [parquet, scores_dir / f"{name}.csv"]
+        parquet, csv = scores_dir / f"{name}.parquet", scores_dir / f"{name}.csv"
+        # both to temporary files first, then renamed: a stop mid-write leaves the previous
+        # tables (or none), never a truncated file or a parquet/csv pair that disagree
+        tmp_parquet, tmp_csv = (path.with_name(path.name + ".tmp") for path in (parquet, csv))
+        try:
+            frame.to_parquet(tmp_parquet, index=False)
+            frame.to_csv(tmp_csv, index=False)
+        except BaseException:
+            for tmp in (tmp_parquet, tmp_csv):
+                tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp_parquet, parquet)
+        os.replace(tmp_csv, csv)
+        written += [parquet, csv]
     info = dict(conventions=conventions.describe(), **conventions.as_columns())
-    (scores_dir / "conventions.json").write_text(json.dumps(info, indent=1) + "\n")
+    tmp = scores_dir / "conventions.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, scores_dir / "conventions.json")
     return written
