@@ -368,3 +368,16 @@ def test_resume_with_other_dataset_options_is_refused(tmp_path):
         assert _snapshot(run_dir) == before
         again = run(str(data), dataset_options={"uris": ["rec0"]}, resume=True, **options)
         assert again.ok and again.skipped == 1
+
+
+def test_default_concurrency_follows_the_engine(tmp_path):
+    """A computing local engine gets 2 sessions per core (more overload the machine that runs
+    both client and server); the oracle and remote services get 64."""
+    from diareval.stream.runner import plan_run
+    recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
+    quiet = dict(announce=lambda _: None)
+    baseline = plan_run(recordings, backend="local", engine="baseline", **quiet)
+    oracle = plan_run(recordings, backend="local", **quiet)
+    explicit = plan_run(recordings, backend="local", engine="baseline", concurrency=7, **quiet)
+    assert baseline.concurrency == 2 * os.cpu_count()
+    assert oracle.concurrency == 64 and explicit.concurrency == 7

@@ -53,8 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None,
                         help="service host (default streaming.assemblyai.com; e.g. "
                              "streaming.eu.assemblyai.com)")
-    parser.add_argument("--concurrency", type=at_least(int, 1), default=64,
-                        help="sessions open at once (default 64)")
+    parser.add_argument("--concurrency", type=at_least(int, 1), default=None,
+                        help="sessions open at once (default 64; with the local server and a "
+                             "computing engine such as baseline: 2 per CPU core)")
     parser.add_argument("--max-starts-per-minute", type=float, default=None,
                         help="limit on new sessions per minute (default: none for local, 5 for "
                              "AssemblyAI = the Free tier cap)")

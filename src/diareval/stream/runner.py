@@ -274,6 +274,15 @@ def resolve_backend(backend: str | None, announce: Callable[[str], None] = print
     return backend
 
 
+def default_concurrency(backend: str, engine: str) -> int:
+    """Sessions open at once when not given: 64, except for the local server with an engine
+    that computes (the baseline), which shares this machine's cores with the client: two
+    sessions per core hold real time there (benchmarks/engine.py), more fall behind."""
+    if backend == "local" and engine != "oracle":
+        return max(1, 2 * (os.cpu_count() or 1))
+    return 64
+
+
 def default_run_dir(dataset: str) -> Path:
     """``runs/<dataset name>-<UTC time>``."""
     name = Path(str(dataset).rstrip("/")).name or "run"
@@ -284,7 +293,7 @@ def default_run_dir(dataset: str) -> Path:
 def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english",),
              max_speakers: Any = None, params: Mapping[str, Any] | None = None,
              backend: str | None = None, run_dir: str | Path | None = None,
-             concurrency: int = 64, resume: bool = False, speed: float = 1.0,
+             concurrency: int | None = None, resume: bool = False, speed: float = 1.0,
              chunk_seconds: float = 0.05, max_starts_per_minute: float | None = None,
              max_attempts: int = 3, max_rejections: int = 10,
              retry_backoff: tuple[float, float] = (1.0, 30.0),
@@ -298,6 +307,8 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
     configs = make_configs(models, max_speakers, params)
     backend = resolve_backend(backend, announce)
     check_chunk_seconds(chunk_seconds)
+    if concurrency is None:
+        concurrency = default_concurrency(backend if host is None else "remote", engine)
     if not (isinstance(concurrency, int) and concurrency >= 1):
         raise ConfigError(f"concurrency must be a positive integer, got {concurrency!r}")
     if not speed > 0:
@@ -784,7 +795,7 @@ _CURRENT: list[Callable[[], None] | None] = [None]
 
 async def run_async(dataset, *, models: Iterable[str] | str = ("universal-streaming-english",),
                     max_speakers: Any = None, backend: str | None = None,
-                    run_dir: str | Path | None = None, concurrency: int = 64,
+                    run_dir: str | Path | None = None, concurrency: int | None = None,
                     resume: bool = False, yes: bool = False, speed: float = 1.0,
                     confirm: Callable[[str], bool] | None = None,
                     announce: Callable[[str], None] = print, _install_sigint: bool = False,
@@ -824,7 +835,7 @@ async def run_async(dataset, *, models: Iterable[str] | str = ("universal-stream
 
 def run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english",),
         max_speakers: Any = None, backend: str | None = None, run_dir: str | Path | None = None,
-        concurrency: int = 64, resume: bool = False, yes: bool = False, speed: float = 1.0,
+        concurrency: int | None = None, resume: bool = False, yes: bool = False, speed: float = 1.0,
         **options) -> RunResult:
     """Stream every recording of ``dataset`` through every configuration; one call = one run.
 
