@@ -381,3 +381,27 @@ def test_default_concurrency_follows_the_engine(tmp_path):
     explicit = plan_run(recordings, backend="local", engine="baseline", concurrency=7, **quiet)
     assert baseline.concurrency == 2 * os.cpu_count()
     assert oracle.concurrency == 64 and explicit.concurrency == 7
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("audio", "rec0.wav: cannot read audio"),
+    ("rttm", "line has 7 fields, at least 8 needed (missing: name)"),
+])
+def test_broken_dataset_file_is_one_clear_error_naming_it_and_nothing_is_written(
+        tmp_path, capsys, monkeypatch, breakage, message):
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    data = tmp_path / "data"
+    make_dataset(data, n=2)
+    if breakage == "audio":
+        (data / "rec0.wav").write_bytes(b"RIFF? no, not audio")
+    else:
+        rttm = next(data.glob("*.rttm"))
+        rttm.write_text(rttm.read_text() + "SPEAKER rec0 1 0.5 1.0 <NA> <NA>\n")
+    code = cli_main(["run", "--dataset", str(data), "--run-dir", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("diareval: error:") == 1 and message in err
+    if breakage == "rttm":
+        assert re.search(r"\.rttm:\d+: SPEAKER line", err)  # file and line are named
+    assert not (tmp_path / "run").exists()
