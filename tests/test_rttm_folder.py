@@ -82,3 +82,11 @@ def test_ami_excerpts_load(ami_excerpts):
     for r in recordings:
         assert r.uem.duration() == pytest.approx(30.0)
         assert r.meta["uem"] == "UEM file"
+
+
+def test_int16_audio_round_trips_exactly(tmp_path):
+    samples = np.array([-32768, -32767, -16385, -1, 0, 1, 16384, 16385, 32767] * 100,
+                       dtype=np.int16)
+    sf.write(str(tmp_path / "x.wav"), samples, 16000, subtype="PCM_16")
+    from diareval.datasets import load_audio
+    assert np.array_equal(load_audio(tmp_path / "x.wav"), samples)

@@ -14,6 +14,7 @@ With optuna installed, ``--range NAME=LOW:HIGH`` searches continuous ranges inst
 from __future__ import annotations
 
 import argparse
+import math
 import json
 
 from diareval.errors import ConfigError
@@ -67,7 +68,7 @@ def main(args) -> int:
     fixed = BaselineConfig.from_options(dict(args.fixed)).as_dict() if args.fixed else {}
     fixed = {k: fixed[k] for k, _ in args.fixed}
     recordings = load(args.dataset, uris=args.uris) if args.uris else load(args.dataset)
-    n = len(list(__import__("itertools").product(*grid.values()))) if not ranges else args.trials
+    n = math.prod(len(values) for values in grid.values()) if not ranges else args.trials
     print(f"tuning the baseline on {len(recordings)} recording(s): {n} configuration(s); "
           f"DER collar {args.collar} s per side, overlap {'skipped' if args.skip_overlap else 'scored'}")
 

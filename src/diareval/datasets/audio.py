@@ -42,5 +42,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def float_to_int16(samples: np.ndarray) -> np.ndarray:
-    """Convert float samples in [-1, 1] to int16 (clipping, rounding to nearest)."""
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """Convert float samples in [-1, 1) to int16 (rounding to nearest, clipping).
+
+    The scale is 32768, the inverse of how soundfile reads int16 (v / 32768), so 16-bit
+    audio round-trips exactly; +1.0 clips to 32767."""
+    return np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0),
+                   -32768, 32767).astype(np.int16)

@@ -143,7 +143,7 @@ def mix_at_snr(audio: np.ndarray, noise: np.ndarray, snr_db: float,
     """``audio`` (int16) plus ``noise`` scaled to ``snr_db`` over the speech regions; int16 out."""
     if len(noise) != len(audio):
         raise DatasetError(f"noise has {len(noise)} samples, audio {len(audio)}")
-    clean = audio.astype(np.float64) / 32767.0
+    clean = audio.astype(np.float64) / 32768.0  # the inverse of float_to_int16
     noise = noise.astype(np.float64)
     mask = _region_mask(len(clean), speech, sample_rate)
     signal_power = float(np.mean(clean[mask] ** 2))
