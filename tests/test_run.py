@@ -405,3 +405,21 @@ def test_broken_dataset_file_is_one_clear_error_naming_it_and_nothing_is_written
     if breakage == "rttm":
         assert re.search(r"\.rttm:\d+: SPEAKER line", err)  # file and line are named
     assert not (tmp_path / "run").exists()
+
+
+def test_yes_reaches_the_loader_but_is_not_recorded(tmp_path, monkeypatch):
+    """--yes confirms a download in the runner's own load; run.json (which the local server
+    and the scorer load from) keeps only the options that choose the recordings."""
+    from diareval import datasets
+    from diareval.stream.runner import plan_run
+    recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
+    calls = []
+
+    def loader(**options):
+        calls.append(options)
+        return recordings
+    monkeypatch.setitem(datasets.REGISTRY, "fake-corpus", loader)
+    plan = plan_run("fake-corpus", backend="local", dataset_options={"subset": "dev", "yes": True},
+                    announce=lambda _: None)
+    assert calls == [{"subset": "dev", "yes": True}]
+    assert plan.dataset_options == {"subset": "dev"}

@@ -81,7 +81,6 @@ def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
         if beside.exists():
             name = str(beside)
     options = {} if dataset else dict(run.get("dataset_options") or {})
-    options.pop("yes", None)  # the run already confirmed (and did) any download
     return {r.uri: r for r in datasets.load(name, **options)}
 
 

@@ -249,6 +249,14 @@ def _dataset_recordings(dataset, options: Mapping[str, Any]) -> tuple[str, list]
     return name, recordings
 
 
+def _recorded_options(dataset_options: Mapping[str, Any] | None) -> dict:
+    """The dataset options as run.json records them and the local server and the scorer
+    reuse them: JSON-normalised, without "yes" (it only confirms a download, which the
+    runner's own load has done)."""
+    return json.loads(json.dumps({k: v for k, v in (dataset_options or {}).items()
+                                  if k != "yes"}))
+
+
 def _check_uris(recordings) -> None:
     seen = set()
     for recording in recordings:
@@ -376,11 +384,9 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
                               f"not {dataset_name!r}")
         # Other options can mean other recordings under the same URIs (synthetic: another
         # spec): complete sessions would be skipped, then scored against new references.
-        # ("yes" only confirms a download.)
         if "dataset_options" in previous:
-            before = {k: v for k, v in (previous["dataset_options"] or {}).items() if k != "yes"}
-            now = json.loads(json.dumps({k: v for k, v in (dataset_options or {}).items()
-                                         if k != "yes"}))
+            before = _recorded_options(previous["dataset_options"])
+            now = _recorded_options(dataset_options)
             if before != now:
                 raise ConfigError(f"{run_dir} was run with dataset options "
                                   f"{json.dumps(before)}, not {json.dumps(now)}: resume with "
@@ -394,7 +400,7 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
                  terminate_timeout=terminate_timeout, interrupt_timeout=interrupt_timeout,
                  seed=seed, engine=engine, engine_options=dict(engine_options or {}),
                  progress=progress, server_dataset=server_dataset,
-                 dataset_options=dict(dataset_options or {}))
+                 dataset_options=_recorded_options(dataset_options))
     plan.durations = {r.uri: float(r.meta.get("duration") or r.duration) for r in recordings}
     return plan
 
