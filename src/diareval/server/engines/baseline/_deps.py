@@ -66,8 +66,24 @@ def shared(key: str, build: Callable[[], Any]) -> Any:
     return value
 
 
+_blas_limited = False
+
+
 def limit_torch_threads() -> None:
-    """One intra-op thread: on this kind of machine two threads made embeddings 5x slower."""
+    """One intra-op thread for torch and for numpy's BLAS, process-wide.
+
+    torch: two threads made embeddings 5x slower on this kind of machine. BLAS
+    (numpy's OpenBLAS, used by faster-whisper's mel features and alignment): its
+    idle threads spin-wait after every call, which doubled Whisper's CPU time per
+    decode for no speed-up (157 -> 84 ms CPU per 2 s decode, same wall time).
+    Sessions run in parallel threads instead; threadpoolctl sets the limit at run
+    time, whatever was imported first.
+    """
+    global _blas_limited
     torch = require("torch", "PyTorch")
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    if not _blas_limited:
+        threadpoolctl = require("threadpoolctl", "threadpoolctl")
+        threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True

@@ -44,7 +44,10 @@ def _build_model():
 
 
 class Fbank:
-    """80-dim log-mel fbank of a whole signal (float32 in [-1, 1]) -> (frames, 80)."""
+    """80-dim log-mel fbank of a whole signal (float32 in [-1, 1]) -> (frames, 80).
+
+    Frame ``i`` covers samples ``[160 i, 160 i + 400)`` (25 ms every 10 ms, edges snipped).
+    """
 
     def __init__(self):
         knf = require("kaldi_native_fbank", "kaldi-native-fbank")
@@ -63,6 +66,50 @@ class Fbank:
         if n == 0:
             return np.zeros((0, 80), dtype=np.float32)
         return np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32)
+
+    def stream(self) -> "StreamingFbank":
+        """A new incremental fbank with the same options (one per session)."""
+        return StreamingFbank(self.knf.OnlineFbank(self.opts))
+
+
+class StreamingFbank:
+    """Fbank frames of a growing signal, each computed once.
+
+    The frames equal :class:`Fbank` of the whole signal (frame ``i`` covers samples
+    ``[160 i, 160 i + 400)``); a rolling window of audio asks for its frames
+    instead of recomputing them every step (fbank was ~6% of the engine's CPU).
+    """
+
+    def __init__(self, online):
+        self.online = online
+        self.frames = np.zeros((0, 80), dtype=np.float32)
+        self.first = 0  # absolute index of frames[0]
+
+    def accept(self, audio: np.ndarray) -> None:
+        """Append float32 audio in [-1, 1]."""
+        self.online.accept_waveform(16000, (audio * 32768.0).astype(np.float32).tolist())
+
+    def window(self, start_sample: int, end_sample: int) -> tuple[int, np.ndarray]:
+        """(absolute index of the first frame, frames) of every frame inside
+        ``[start_sample, end_sample)`` that has been computed."""
+        ready = self.online.num_frames_ready
+        have = self.first + len(self.frames)
+        if ready > have:
+            new = np.stack([self.online.get_frame(i) for i in range(have, ready)]).astype(np.float32)
+            self.frames = np.concatenate([self.frames, new])
+            self.online.pop(ready - have)  # knf keeps absolute indices after pop
+        lo = max(self.first, -(-max(start_sample, 0) // FBANK_SHIFT))
+        hi = min(self.first + len(self.frames), (end_sample - 400) // FBANK_SHIFT + 1)
+        if hi <= lo:
+            return lo, np.zeros((0, 80), dtype=np.float32)
+        return lo, self.frames[lo - self.first:hi - self.first]
+
+    def forget_before(self, sample: int) -> None:
+        """Drop the frames that start before ``sample`` (bounded memory)."""
+        drop = min(len(self.frames), max(0, sample // FBANK_SHIFT - self.first))
+        if drop:
+            self.frames = self.frames[drop:].copy()
+            self.first += drop
 
 
 class SpeakerEmbedding:

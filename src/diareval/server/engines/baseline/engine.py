@@ -188,6 +188,8 @@ class BaselineEngine(Engine):
         # audio kept for decoding and embeddings: buffer[0] is sample `buffer_start`
         self.buffer = np.zeros(0, dtype=np.float32)
         self.buffer_start = 0
+        # fbank frames of everything received (embeddings of the rolling windows reuse them)
+        self.fbank = self.models.embedding.fbank.stream() if self.diarize else None
         self.received = 0  # samples
         self.vad_frames = 0
         self.vad_probs: list[float] = []
@@ -213,6 +215,8 @@ class BaselineEngine(Engine):
         audio = np.asarray(pcm, dtype=np.int16).astype(np.float32) / 32768.0
         self.buffer = np.concatenate([self.buffer, audio])
         self.received += len(audio)
+        if self.fbank is not None:
+            self.fbank.accept(audio)
         messages: list[dict] = []
         probs = self.vad(audio)
         for p in probs:
@@ -452,6 +456,8 @@ class BaselineEngine(Engine):
         if keep_from - self.buffer_start > 10 * SAMPLE_RATE:
             self.buffer = self.buffer[keep_from - self.buffer_start:].copy()
             self.buffer_start = keep_from
+            if self.fbank is not None:
+                self.fbank.forget_before(keep_from)
 
     # ------------------------------------------------------------------ diarization
 
@@ -483,7 +489,7 @@ class BaselineEngine(Engine):
         # ... and so do local speakers that stopped talking (nothing new to learn from them).
         reuse = {k: k_prev for k, (k_prev, age) in links.items()
                  if age < cfg.refresh_steps or k in quiet}
-        embeddings, valid = self._local_embeddings(audio, activity, skip=set(reuse))
+        embeddings, valid = self._local_embeddings(window_start, window_end, activity, skip=set(reuse))
         c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
         c1 = int(window_end / SAMPLE_RATE / GRID)
         cell_times = (np.arange(c0, c1) + 0.5) * GRID
@@ -526,8 +532,10 @@ class BaselineEngine(Engine):
                 links[int(k)] = (int(j), prev["ages"].get(int(j), 0))
         return links
 
-    def _local_embeddings(self, audio: np.ndarray, activity: np.ndarray, skip: set = frozenset()):
-        """One embedding per active local speaker, from its recent single-speaker frames."""
+    def _local_embeddings(self, window_start: int, window_end: int, activity: np.ndarray,
+                          skip: set = frozenset()):
+        """One embedding per active local speaker of the window [window_start, window_end)
+        (samples), from its recent single-speaker frames."""
         cfg = self.config
         k = activity.shape[1]
         embeddings = np.zeros((k, 192), dtype=np.float32)
@@ -537,8 +545,8 @@ class BaselineEngine(Engine):
             return embeddings, valid
         from diareval.server.engines.baseline.segmentation import FRAME_SIZE, FRAME_STEP
 
-        feats = self.models.embedding.features(audio)  # (n, 80), 10 ms frames
-        centres = np.arange(len(feats)) * 160 + 200
+        first, feats = self.fbank.window(window_start, window_end)  # (n, 80), 10 ms frames
+        centres = (first + np.arange(len(feats))) * 160 + 200 - window_start
         seg_index = np.clip(np.round((centres - (FRAME_SIZE - 1) / 2) / FRAME_STEP).astype(int),
                             0, len(activity) - 1)
         on = activity >= cfg.speaker_threshold
