@@ -105,6 +105,45 @@ def test_missing_dependency_names_the_install_command(monkeypatch):
         _deps.require("faster_whisper", "faster-whisper")
 
 
+def test_streaming_fbank_equals_the_whole_signal_fbank():
+    """Frames computed chunk by chunk (and trimmed) equal those of the whole signal;
+    a window gets exactly the frames inside it."""
+    pytest.importorskip("kaldi_native_fbank")
+    from diareval.server.engines.baseline.embedding import Fbank
+
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal(16000 * 3) * 0.05).astype(np.float32)
+    fbank = Fbank()
+    whole = fbank(audio)
+    stream = fbank.stream()
+    for i in range(0, len(audio), 800):  # 50 ms chunks, as the engine receives them
+        stream.accept(audio[i:i + 800])
+    first, frames = stream.window(8000, 40000)  # [0.5 s, 2.5 s)
+    assert first == 50  # frame i covers samples [160 i, 160 i + 400)
+    assert len(frames) == (40000 - 400) // 160 + 1 - 50
+    np.testing.assert_array_equal(frames, whole[50:50 + len(frames)])
+    stream.forget_before(16000)
+    first, frames = stream.window(0, 48000)
+    assert first == 100 and frames.shape == (len(whole) - 100, 80)
+    np.testing.assert_array_equal(frames, whole[100:])
+
+
+def test_limit_threads_sets_numpy_blas_to_one_thread():
+    """Idle BLAS threads spin beside every Whisper decode: the engine limits them."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("torch")
+    from diareval.server.engines.baseline import _deps
+
+    try:
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            _deps._blas_limited = False
+            _deps.limit_torch_threads()
+            blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+            assert blas and all(p["num_threads"] == 1 for p in blas)
+    finally:
+        _deps._blas_limited = False  # the limit was undone on leaving: set it again next time
+
+
 # ---------------------------------------------------------------- with models
 
 
