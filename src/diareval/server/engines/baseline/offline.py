@@ -57,15 +57,24 @@ def stream_offline(factory: EngineFactory, recording, params: SessionParams) -> 
 
 
 def score_session(session: OfflineSession, recording, collar: float = 0.0,
-                  skip_overlap: bool = False, revisions: bool = True):
-    """DER components (diareval.score.der.DERResult) of a word-level hypothesis."""
+                  skip_overlap: bool = False, revisions: bool = True, oracle_labels: bool = False):
+    """DER components (diareval.score.der.DERResult) of a word-level hypothesis.
+
+    ``oracle_labels``: score the same words with the reference speaker each overlaps
+    most (:func:`diareval.score.oracle_labelled`): the floor of perfect labels.
+    """
     from diareval.score.der import Conventions, der
-    from diareval.score.hypothesis import hypothesis_from_log
+    from diareval.score.hypothesis import hypothesis_from_log, session_turns
+    from diareval.score.labelling_floor import oracle_labelled
 
     conventions = Conventions(collar=collar, skip_overlap=skip_overlap, level="word",
                               unknown="error", revisions=revisions)
-    hypothesis = hypothesis_from_log(session.log, level="word", unknown="error",
-                                     revisions=revisions, uri=recording.uri)
+    if oracle_labels:
+        hypothesis = oracle_labelled(session_turns(session.log, revisions).turns,
+                                     recording.reference, uri=recording.uri)
+    else:
+        hypothesis = hypothesis_from_log(session.log, level="word", unknown="error",
+                                         revisions=revisions, uri=recording.uri)
     return der(recording.reference, hypothesis, recording.uem, conventions)
 
 
