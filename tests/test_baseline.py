@@ -303,6 +303,27 @@ def test_tune_command_writes_the_best_options(factory, tmp_path):
     assert len(table) == 3 and table[0].startswith("delta_new,der")
 
 
+def test_tune_range_searches_with_optuna(factory, tmp_path):
+    """--range: optuna's TPE proposes values inside the range; one row per trial."""
+    pytest.importorskip("optuna")
+    import json
+
+    import pandas as pd
+    from conftest import shared_data
+    from diareval.cli import main
+
+    output = tmp_path / "best.json"
+    code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "trn02",
+                 "--range", "offline_threshold=0.4:0.6", "--trials", "3",
+                 "--set", "partials=false", "--output", str(output)])
+    assert code == 0
+    table = pd.read_csv(output.with_suffix(".csv"))
+    assert len(table) == 3 and table["offline_threshold"].between(0.4, 0.6).all()
+    assert table["offline_threshold"].nunique() == 3  # three proposals, not one value thrice
+    best = json.loads(output.read_text())
+    assert best["offline_threshold"] == table["offline_threshold"][0]
+
+
 def test_tune_rejects_an_unknown_option():
     from diareval.cli import main
 
