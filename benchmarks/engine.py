@@ -119,6 +119,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                           "shared", "data", "ami-excerpts"))
+    parser.add_argument("--dataset-options", default="{}",
+                        help='dataset loader options, JSON object (e.g. mixtures: {"folder": ...})')
     parser.add_argument("--options", default="{}", help="baseline options, JSON object")
     parser.add_argument("--max-speakers", type=int, default=None)
     parser.add_argument("--concurrent", type=int, default=0,
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
     from diareval.server.engines import make_engine_factory
     from diareval.server.engines.base import SessionParams
 
-    recordings = load(args.dataset)
+    recordings = load(args.dataset, **json.loads(args.dataset_options))
     options = json.loads(args.options)
     t0 = time.monotonic()
     factory = make_engine_factory("baseline", **options)

