@@ -58,7 +58,8 @@ speech, trn04 5-8 s, and Whisper hallucinates on the rest); silero threshold 0.4
 0.334/0.344; max_snap 0.3: 0.347; no snapping: 0.417; k-means refinement of the offline
 clusters: 0.3355 (no change); margin-weighted window votes in the revision: 0.331-0.338;
 word speakers from Whisper's unsnapped extents: 0.3305 (mixtures 0.3216 vs 0.3198);
-embedding_seconds 1.5: 0.367; recent_seconds 0.5: 0.349; beam 4 on final decodes: 0.336.
+embedding_seconds 1.5: 0.367; recent_seconds 0.5: 0.349; beam 4 on final decodes: 0.336;
+re-labelling >= 1 s word runs by a whole-run embedding at revision: 0.3361 (mixtures 0.3249).
 Session 1 tuning (grid, one option at a time on these 11 excerpts, so the defaults are
 fitted to them): offline_threshold is sharp (0.45: 0.40, 0.5: 0.335, 0.55: 0.356).
 """
