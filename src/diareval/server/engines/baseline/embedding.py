@@ -109,7 +109,7 @@ class SpeakerEmbedding:
     """Callable: audio (+ optional per-frame weights) -> unit-norm 192-d CAM++ embeddings."""
 
     def __init__(self):
-        self.torch = require("torch", "PyTorch")
+        require("torch", "PyTorch")  # a clear error before the model builds
         # Shared by every session; eval-mode forward passes are safe to run concurrently.
         self.model = shared("campplus", _build_model)
         self.fbank = Fbank()

@@ -133,7 +133,7 @@ class Segmentation:
     """Callable: a window of float32 audio -> (frames, 3) speaker activity probabilities."""
 
     def __init__(self):
-        self.torch = require("torch", "PyTorch")
+        require("torch", "PyTorch")  # a clear error before the model builds
         # Shared by every session of the process: a forward pass in inference mode does
         # not mutate the module, so concurrent sessions may run it at once (on other cores).
         self.model = shared("segmentation-3.0", _build_model)
