@@ -76,6 +76,44 @@ def test_clustering_keeps_a_known_voice():
     assert clustering.num_speakers == 2
 
 
+def _merged_track_grid(evidence_floor):
+    """Hand-worked grid: cells 0-99 (0-2 s). Two windows saw one local track speaking
+    throughout (activity 1, weight 1); the first embedded its cells 50-99 and mapped it to
+    global 0, the second embedded cells 0-49 and mapped it to global 1 (one local track
+    holding two real speakers). Ten more windows (weight 0.01) saw a faint speaker
+    (activity 0.15) everywhere, embedded everywhere, mapped to global 2.
+    Mean activity per cell: g0 = g1 = 1 / 2.1 = 0.476, g2 = 0.015 / 2.1 = 0.007.
+    Evidence per cell: g1 = 1 on cells 0-49, g0 = 1 on cells 50-99, g2 = 10 x 0.15 = 1.5."""
+    from diareval.server.engines.baseline.grid import SpeakerGrid
+
+    grid = SpeakerGrid(3, evidence_floor)
+    ones = np.ones((100, 1), dtype=np.float32)
+    late, early = np.zeros((100, 1), bool), np.zeros((100, 1), bool)
+    late[50:], early[:50] = True, True
+    grid.add(0, ones, np.ones(100, np.float32), {0: 0}, late)
+    grid.add(0, ones, np.ones(100, np.float32), {0: 1}, early)
+    for _ in range(10):
+        grid.add(0, 0.15 * ones, np.full(100, 0.01, np.float32), {0: 2}, np.ones((100, 1), bool))
+    return grid
+
+
+def test_grid_names_words_by_where_the_embeddings_came_from():
+    grid = _merged_track_grid(0.5)
+    # g2 has the most evidence but 0.007 < 0.5 x 0.476: it is not a candidate
+    assert grid.speaker_at(0.2, 0.6) == 1  # cells 10-30: only the second window's embedding
+    assert grid.speaker_at(1.2, 1.6) == 0  # cells 60-80: only the first window's
+    # activity only (the old rule): g0 and g1 tie at 0.476, argmax takes the first
+    assert _merged_track_grid(None).speaker_at(0.2, 0.6) == 0
+    # floor 0: every speaker with any activity is a candidate, and g2's 1.5 per cell wins
+    assert _merged_track_grid(0.0).speaker_at(0.2, 0.6) == 2
+    # past the windows: no evidence there; widened by 0.25 s it reaches cells 90-99
+    assert grid.speaker_at(2.05, 2.1) == 0
+    assert grid.speaker_at(3.0, 3.2) is None
+    assert grid.speech_cells(98, 102, 0.5).tolist() == [True, True, False, False]
+    grid.reset()
+    assert grid.speaker_at(0.2, 0.6) is None
+
+
 def test_activity_summary_keeps_peak_and_mean():
     from diareval.server.engines.baseline.engine import _activity_summary
 

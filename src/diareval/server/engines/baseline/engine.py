@@ -15,10 +15,12 @@ Orchestration only; the compute blocks live beside it:
   ``embedding_seconds`` of single-speaker frames in the window).
 - ``clustering``: diart-style incremental clustering maps local to global speakers;
   the mapped activities of overlapping windows are averaged (Hamming weights)
-  on a 20 ms grid.
+  on a 20 ms grid (``grid``), which also keeps, per speaker, the activity over the
+  audio its embeddings came from (where each window's mapping is known to hold).
 
-Each final word gets the global speaker most active over its span, the Turn the
-speaker with most word time; labels "A", "B", ... are given in order of first
+Each final word gets its global speaker from the grid (``grid.SpeakerGrid.speaker_at``:
+among the speakers active over its span, the one the windows' embeddings place
+there), the Turn the speaker with most word time; labels "A", "B", ... are given in order of first
 appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
 extents are stretched over the speech (VAD or segmentation) next to them, since
 Whisper's alignment makes words too short. At the end of the stream every local
@@ -40,9 +42,9 @@ from scipy.optimize import linear_sum_assignment
 
 from diareval.errors import ConfigError
 from diareval.server.engines.base import Engine, SessionParams
+from diareval.server.engines.baseline.grid import GRID, SpeakerGrid
 
 SAMPLE_RATE = 16000
-GRID = 0.02  # seconds per cell of the speaker-activity grid
 MAX_GLOBAL = 10  # the service's max_speakers range is 1..10
 VAD_FRAME = 512
 
@@ -75,6 +77,10 @@ class BaselineConfig:
     continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
     refresh_steps: int = 0  # a linked local speaker is re-embedded after this many windows
     recent_seconds: float = 0.0  # a linked local speaker silent this long in the window is not re-embedded (0: off)
+    # A word's speaker: among the speakers whose mean activity over the word is at least
+    # this share of the top one's, the one with most activity where the windows'
+    # embeddings came from (grid.SpeakerGrid); negative: the most active one only.
+    evidence_floor: float = 0.25
     # labels
     snap_words: bool = True  # stretch word extents over the VAD speech around them
     max_snap: float = 0.6  # s, at most, per word side
@@ -196,13 +202,13 @@ class BaselineEngine(Engine):
         self.turn: _Turn | None = None
         self.next_order = 0
         self.next_step = int(self.config.step * SAMPLE_RATE)
-        # speaker-activity grid (cells of GRID s): weighted sums and weights
-        self.act = np.zeros((0, MAX_GLOBAL), dtype=np.float32)
-        self.weight = np.zeros(0, dtype=np.float32)
-        self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
+        # speaker-activity grid (cells of GRID s)
+        self.grid = SpeakerGrid(MAX_GLOBAL, self.config.evidence_floor
+                                if self.config.evidence_floor >= 0 else None)
         self.previous: dict | None = None  # the last window: activity, times, mapping, ages
         # per window, for the end-of-stream revision: (first cell, local activity on the grid,
-        # weights, embeddings, valid, activity summary, continuity links, online mapping)
+        # weights, embeddings, valid, activity summary, continuity links, online mapping,
+        # cells of each local speaker's embedding audio)
         self.windows: list[tuple] = []
         self.letters: dict[int, str] = {}
         self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
@@ -389,13 +395,9 @@ class BaselineEngine(Engine):
         vad = np.zeros(len(frames), dtype=bool)
         ok = frames < len(probs)
         vad[ok] = probs[frames[ok]] >= self.config.vad_threshold
-        seg = np.zeros(len(frames), dtype=bool)
-        if self.diarize and len(self.weight):
-            cells = np.arange(c0, c1)
-            inside = cells < len(self.weight)
-            w = self.weight[cells[inside]]
-            seg[inside] = (w > 0) & (self.speech[cells[inside]] >= self.config.speaker_threshold * np.maximum(w, 1e-9))
-        return vad | seg
+        if not self.diarize:
+            return vad
+        return vad | self.grid.speech_cells(c0, c1, self.config.speaker_threshold)
 
     def _snap(self, words: list[tuple]) -> list[tuple]:
         """Word extents from Whisper's alignment are often too short (even zero): stretch
@@ -489,12 +491,18 @@ class BaselineEngine(Engine):
         # ... and so do local speakers that stopped talking (nothing new to learn from them).
         reuse = {k: k_prev for k, (k_prev, age) in links.items()
                  if age < cfg.refresh_steps or k in quiet}
-        embeddings, valid = self._local_embeddings(window_start, window_end, activity, skip=set(reuse))
+        embeddings, valid, sources = self._local_embeddings(window_start, window_end, activity,
+                                                            skip=set(reuse))
         c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
         c1 = int(window_end / SAMPLE_RATE / GRID)
         cell_times = (np.arange(c0, c1) + 0.5) * GRID
         local = np.stack([np.interp(cell_times, times, activity[:, k])
                           for k in range(activity.shape[1])], axis=1)
+        # the span of each embedded local speaker's embedding audio, in cells of this window
+        sourced = np.zeros(local.shape, dtype=bool)
+        for k, (first, last) in sources.items():
+            sourced[max(0, int(first / SAMPLE_RATE / GRID) - c0):
+                    max(0, int(last / SAMPLE_RATE / GRID) + 1 - c0), k] = True
         position = (cell_times - window_start / SAMPLE_RATE) / cfg.window
         weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
         mapping = {k: self.previous["mapping"][k_prev] for k, k_prev in reuse.items()
@@ -504,10 +512,10 @@ class BaselineEngine(Engine):
         ages = {k: (links[k][1] + 1 if k in mapping and k in reuse else 0) for k in mapping}
         self.windows.append((c0, local.astype(np.float32), weights, embeddings, valid,
                              _activity_summary(activity),
-                             {k: reuse[k] for k in mapping if k in reuse}, dict(mapping)))
+                             {k: reuse[k] for k in mapping if k in reuse}, dict(mapping), sourced))
         self.previous = {"activity": activity, "times": times, "mapping": mapping, "ages": ages}
         if c1 > c0:
-            self._accumulate(c0, local, weights, mapping)
+            self.grid.add(c0, local, weights, mapping, sourced)
 
     def _continuity(self, activity: np.ndarray, times: np.ndarray) -> dict[int, tuple[int, int]]:
         """{local speaker: (the previous window's local speaker it continues, its age)}."""
@@ -535,14 +543,16 @@ class BaselineEngine(Engine):
     def _local_embeddings(self, window_start: int, window_end: int, activity: np.ndarray,
                           skip: set = frozenset()):
         """One embedding per active local speaker of the window [window_start, window_end)
-        (samples), from its recent single-speaker frames."""
+        (samples), from its recent single-speaker frames. Returns the embeddings, which
+        are valid, and {local speaker: (first, last) sample of its embedding's frames}."""
         cfg = self.config
         k = activity.shape[1]
         embeddings = np.zeros((k, 192), dtype=np.float32)
         valid = np.zeros(k, dtype=bool)
+        sources: dict[int, tuple[int, int]] = {}
         active = [s for s in range(k) if activity[:, s].max() >= cfg.tau_active and s not in skip]
         if not active:
-            return embeddings, valid
+            return embeddings, valid, sources
         from diareval.server.engines.baseline.segmentation import FRAME_SIZE, FRAME_STEP
 
         first, feats = self.fbank.window(window_start, window_end)  # (n, 80), 10 ms frames
@@ -561,44 +571,14 @@ class BaselineEngine(Engine):
             rows = np.flatnonzero(mask)[-int(cfg.embedding_seconds * 100):]
             chosen.append(feats[rows])
             owners.append(s)
+            sources[s] = (int((first + rows[0]) * 160 + 200), int((first + rows[-1]) * 160 + 200))
         if chosen:
             embeddings[owners] = self.models.embedding.from_features(chosen)
             valid[owners] = True
-        return embeddings, valid
-
-    def _ensure_grid(self, cells: int) -> None:
-        if cells > len(self.weight):
-            grow = max(cells, 2 * len(self.weight), 500)
-            self.act = np.vstack([self.act, np.zeros((grow - len(self.act), MAX_GLOBAL), np.float32)])
-            self.speech = np.concatenate([self.speech, np.zeros(grow - len(self.weight), np.float32)])
-            self.weight = np.concatenate([self.weight, np.zeros(grow - len(self.weight), np.float32)])
-
-    def _accumulate(self, c0: int, local: np.ndarray, weights: np.ndarray, mapping: dict) -> None:
-        c1 = c0 + len(local)
-        self._ensure_grid(c1)
-        self.weight[c0:c1] += weights
-        self.speech[c0:c1] += weights * np.clip(local.sum(axis=1), 0.0, 1.0)
-        for k, g in mapping.items():
-            self.act[c0:c1, g] += weights * local[:, k]
-
-    def _speaker_at(self, start: float, end: float):
-        """The global speaker most active over [start, end] (widened if nobody is), or None."""
-        for pad in (0.0, 0.25, 0.75):
-            c0 = max(0, int((start - pad) / GRID))
-            c1 = min(len(self.weight), int(np.ceil((end + pad) / GRID)) + 1)
-            if c1 <= c0:
-                continue
-            w = self.weight[c0:c1]
-            if w.sum() <= 0:
-                continue
-            mean = self.act[c0:c1].sum(axis=0) / w.sum()
-            best = int(np.argmax(mean))
-            if mean[best] >= 0.1:
-                return best
-        return None
+        return embeddings, valid, sources
 
     def _word_speakers(self, words: list[tuple]) -> list:
-        speakers = [self._speaker_at(w[1], w[2]) for w in words]
+        speakers = [self.grid.speaker_at(w[1], w[2]) for w in words]
         # words nobody was found for take their neighbours' speaker
         known = [i for i, s in enumerate(speakers) if s is not None]
         if not known:
@@ -716,12 +696,10 @@ class BaselineEngine(Engine):
         """Re-map every window with the final centroids; revise the turns whose labels change."""
         if not self.clustering.centroids:
             return []
-        self.act[:] = 0
-        self.weight[:] = 0
-        self.speech[:] = 0
+        self.grid.reset()
         offline = self._offline_mappings() if self.config.revise_offline else None
         previous: dict = {}
-        for index, (c0, local, weights, embeddings, valid, activity, links, _) in enumerate(self.windows):
+        for index, (c0, local, weights, embeddings, valid, activity, links, _, sourced) in enumerate(self.windows):
             if offline is not None:
                 mapping = offline[index]
             else:
@@ -730,7 +708,7 @@ class BaselineEngine(Engine):
                                                       taken=set(mapping.values())))
             previous = mapping
             if len(local):
-                self._accumulate(c0, local, weights, mapping)
+                self.grid.add(c0, local, weights, mapping, sourced)
         revisions = []
         for order in sorted(self.final_turns):
             old = self.final_turns[order]

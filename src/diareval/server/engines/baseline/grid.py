@@ -1,0 +1,102 @@
+"""The session's speaker-activity grid: who the windows say is speaking, per 20 ms cell.
+
+Every diarization window (``engine._diarize_step``) adds its local speakers' activity,
+mapped to global speakers, to the cells it covers, weighted by a Hamming window over
+its span (diart's aggregation). Two sums are kept per global speaker:
+
+- ``act``: the Hamming-weighted activity of every window (``weight`` holds the weights),
+  i.e. how active each speaker is in a cell, averaged over the windows that saw it;
+- ``evidence``: the activity of a local speaker only over the span its embedding's
+  audio came from. A window maps each local speaker to a global one from an embedding
+  of its most recent speech, so the mapping is only known to hold there: on far-field
+  audio segmentation-3.0 sometimes gives two real speakers one local track, and then
+  the whole window would otherwise take the label of whoever spoke last.
+
+:meth:`SpeakerGrid.speaker_at` names a word's speaker: among the speakers active
+enough over the word (``evidence_floor`` times the most active one's mean activity),
+the one with most evidence; where no window's embedding covered the word, the most
+active one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRID = 0.02  # seconds per cell
+
+
+class SpeakerGrid:
+    """Per-cell sums of mapped speaker activity for up to ``n_speakers`` global speakers."""
+
+    def __init__(self, n_speakers: int, evidence_floor: float | None = 0.25):
+        """``evidence_floor``: share of the top mean activity a speaker needs for its
+        evidence to count over a word; None ignores the evidence (activity only)."""
+        self.n_speakers = n_speakers
+        self.evidence_floor = evidence_floor
+        self.act = np.zeros((0, n_speakers), dtype=np.float32)
+        self.evidence = np.zeros((0, n_speakers), dtype=np.float32)
+        self.weight = np.zeros(0, dtype=np.float32)
+        self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    def _ensure(self, cells: int) -> None:
+        if cells > len(self.weight):
+            grow = max(cells, 2 * len(self.weight), 500) - len(self.weight)
+            self.act = np.vstack([self.act, np.zeros((grow, self.n_speakers), np.float32)])
+            self.evidence = np.vstack([self.evidence, np.zeros((grow, self.n_speakers), np.float32)])
+            self.speech = np.concatenate([self.speech, np.zeros(grow, np.float32)])
+            self.weight = np.concatenate([self.weight, np.zeros(grow, np.float32)])
+
+    def reset(self) -> None:
+        """Forget every window (the end-of-stream revision adds them again, re-mapped)."""
+        for array in (self.act, self.evidence, self.weight, self.speech):
+            array[:] = 0
+
+    def add(self, c0: int, local: np.ndarray, weights: np.ndarray, mapping: dict,
+            sourced: np.ndarray) -> None:
+        """Add one window: ``local`` (cells, local speakers) activity from cell ``c0``,
+        ``weights`` per cell, ``mapping`` {local speaker: global speaker}, ``sourced``
+        (cells, local speakers) True where that speaker's embedding audio lies."""
+        c1 = c0 + len(local)
+        self._ensure(c1)
+        self.weight[c0:c1] += weights
+        self.speech[c0:c1] += weights * np.clip(local.sum(axis=1), 0.0, 1.0)
+        for k, g in mapping.items():
+            self.act[c0:c1, g] += weights * local[:, k]
+            self.evidence[c0:c1, g] += local[:, k] * sourced[:, k]
+
+    def speech_cells(self, c0: int, c1: int, threshold: float) -> np.ndarray:
+        """Bool per cell of [c0, c1): the windows' mean local speech is >= ``threshold``."""
+        out = np.zeros(max(0, c1 - c0), dtype=bool)
+        cells = np.arange(c0, c1)
+        inside = (cells >= 0) & (cells < len(self.weight))
+        w = self.weight[cells[inside]]
+        out[inside] = (w > 0) & (self.speech[cells[inside]] >= threshold * np.maximum(w, 1e-9))
+        return out
+
+    def speaker_at(self, start: float, end: float):
+        """The global speaker of a word over [start, end] s (see the module docstring),
+        widened by 0.25 then 0.75 s if no window saw speech there; None if none did."""
+        c0, c1 = max(0, int(start / GRID)), min(len(self.weight), int(np.ceil(end / GRID)) + 1)
+        if self.evidence_floor is not None and c1 > c0 and self.weight[c0:c1].sum() > 0:
+            votes = self.evidence[c0:c1].sum(axis=0)
+            if votes.max() >= 1.0:  # at least one cell's worth of evidence
+                mean = self.act[c0:c1].sum(axis=0) / self.weight[c0:c1].sum()
+                votes = np.where(mean >= self.evidence_floor * mean.max(), votes, 0.0)
+                if votes.max() > 0:
+                    return int(np.argmax(votes))
+        for pad in (0.0, 0.25, 0.75):
+            c0 = max(0, int((start - pad) / GRID))
+            c1 = min(len(self.weight), int(np.ceil((end + pad) / GRID)) + 1)
+            if c1 <= c0:
+                continue
+            w = self.weight[c0:c1]
+            if w.sum() <= 0:
+                continue
+            mean = self.act[c0:c1].sum(axis=0) / w.sum()
+            best = int(np.argmax(mean))
+            if mean[best] >= 0.1:
+                return best
+        return None
