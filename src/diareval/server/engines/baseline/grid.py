@@ -15,7 +15,8 @@ its span (diart's aggregation). Two sums are kept per global speaker:
 :meth:`SpeakerGrid.speaker_at` names a word's speaker: among the speakers active
 enough over the word (``evidence_floor`` times the most active one's mean activity),
 the one with most evidence; where no window's embedding covered the word, the most
-active one.
+active one. ``evidence_floor=None`` gives the most active one always (the engine's
+live words; its end-of-stream revision uses the evidence).
 """
 
 from __future__ import annotations
