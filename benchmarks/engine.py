@@ -60,7 +60,9 @@ Also tried in session 3 and rejected: cutting non-speech off word ends before sn
 (``trim`` of up to 0.5 s per side): excerpts 0.3355 -> 0.3335, mixtures seed 11 0.338
 -> 0.345; a louder input to silero (x2 .. x8) does not lower its 26% frame miss on the
 excerpts (0.265 -> 0.251); embedding_seconds 3 / 5: 0.333 / 0.354; offline_threshold
-0.45 / 0.55 with the new vote: 0.408 / 0.343 (still sharp around 0.5).
+0.45 / 0.55 with the new vote: 0.408 / 0.343 (still sharp around 0.5); offline clusters
+under 6 / 12 / 20 embeddings joining the closest larger one (pyannote's min_cluster_size):
+0.356 / 0.348 / 0.375 (here the small clusters are real speakers who say little).
 What is left above the floor on the excerpts (label cost 0.041, 10 s): dev01 3.2 s
 (MEE009's 17-19 s embeddings cluster with MEE012), trn09 2.5 s (extra labels C, D inside
 FEE083's long overlapped turn), trn08 1.4 s, trn07 0.8 s, trn02 0.7 s (a 0.7 s turn is
