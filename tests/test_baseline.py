@@ -352,7 +352,10 @@ def test_tune_command_writes_the_best_options(factory, tmp_path):
     from diareval.cli import main
 
     output = tmp_path / "tune" / "best.json"
-    code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "trn02",
+    import os
+
+    relative = os.path.relpath(shared_data("ami-excerpts"))  # recorded absolute
+    code = main(["tune", "--dataset", relative, "--uri", "trn02",
                  "--grid", "delta_new=0.5,0.7", "--set", "partials=false",
                  "--output", str(output)])
     assert code == 0
@@ -360,6 +363,10 @@ def test_tune_command_writes_the_best_options(factory, tmp_path):
     assert best["delta_new"] in (0.5, 0.7) and best["partials"] is False
     table = output.with_suffix(".csv").read_text().splitlines()
     assert len(table) == 3 and table[0].startswith("delta_new,der")
+    import pandas as pd
+
+    datasets = set(pd.read_csv(output.with_suffix(".csv"))["dataset"])
+    assert datasets == {str(shared_data("ami-excerpts").resolve())}
 
 
 def test_tune_range_searches_with_optuna(factory, tmp_path):
@@ -372,7 +379,10 @@ def test_tune_range_searches_with_optuna(factory, tmp_path):
     from diareval.cli import main
 
     output = tmp_path / "best.json"
-    code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "trn02",
+    import os
+
+    relative = os.path.relpath(shared_data("ami-excerpts"))  # recorded absolute
+    code = main(["tune", "--dataset", relative, "--uri", "trn02",
                  "--range", "offline_threshold=0.4:0.6", "--trials", "3",
                  "--set", "partials=false", "--output", str(output)])
     assert code == 0

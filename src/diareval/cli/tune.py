@@ -14,8 +14,9 @@ With optuna installed, ``--range NAME=LOW:HIGH`` searches continuous ranges inst
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
+from pathlib import Path
 
 from diareval.errors import ConfigError
 
@@ -51,6 +52,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_name(dataset: str) -> str:
+    """What the table records: a folder's absolute path (the table may be read from
+    elsewhere), a registered name as given."""
+    path = Path(dataset)
+    return str(path.resolve()) if path.exists() else str(dataset)
+
+
 def main(args) -> int:
     from diareval.datasets import load
     from diareval.server.engines.baseline.engine import BaselineConfig
@@ -81,7 +89,7 @@ def main(args) -> int:
                    max_speakers=args.max_speakers, collar=args.collar,
                    skip_overlap=args.skip_overlap, seed=args.seed, progress=progress)
     best_path, table = write_results(results, args.output, fixed=fixed, meta=dict(
-        dataset=str(args.dataset), collar_per_side=args.collar, skip_overlap=args.skip_overlap,
+        dataset=_dataset_name(args.dataset), collar_per_side=args.collar, skip_overlap=args.skip_overlap,
         max_speakers=args.max_speakers))
     print(f"best DER {results.iloc[0]['der']:.4f}: {best_path.read_text().strip()}")
     print(f"wrote {best_path} and {table}")
