@@ -167,6 +167,62 @@ def test_ctrl_c_terminates_every_open_session(tmp_path):
     assert "sk-sigint" not in "".join(p.read_text() for p in files_under(run_dir))
 
 
+def test_terminal_ctrl_c_reaches_the_run_not_its_local_server(tmp_path):
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground process group. The local
+    # server child must keep serving so the run can terminate its open sessions and log
+    # the Termination (before, the child stopped at once and sessions ended with 1001).
+    make_dataset(tmp_path / "data", n=3, seconds=6.0)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diareval", "run", "--backend", "local", "--dataset",
+         str(tmp_path / "data"), "--run-dir", str(run_dir), "--concurrency", "2", "--no-progress",
+         "--no-score"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group, as a shell job has
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        logs = list((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
+        if len(logs) == 2 and all(b'"AudioChunk"' in p.read_bytes() for p in logs):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    logs = sorted((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
+    assert len(logs) == 2
+    for log in logs:
+        assert received(log)[-1]["type"] == "Termination", (log, received(log)[-3:])
+
+
+def test_local_server_child_stops_when_its_parent_dies(tmp_path):
+    make_dataset(tmp_path / "data", n=1, seconds=2.0)
+    script = textwrap.dedent(f"""
+        import time
+        from diareval.server import start_server_process
+        proc = start_server_process(engine="oracle", dataset={str(tmp_path / "data")!r})
+        print(proc.pid, flush=True)
+        time.sleep(120)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()  # SIGKILL: no clean-up runs in the parent
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (PID 1 of a container may never reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_concurrency_limits_open_sessions(tmp_path):
     recordings = make_dataset(tmp_path / "data", n=5, seconds=2.0)
     with _server(recordings) as server:

@@ -42,6 +42,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     pace.add_argument("--no-lookahead", action="store_true",
                       help="accept audio at any speed")
     parser.add_argument("--max-session-seconds", type=float, default=10800.0)
+    # start_server_process runs the child in its own session (a terminal's Ctrl-C reaches
+    # only the parent, which then ends its sessions properly); this stops the child if
+    # that parent dies without stopping it.
+    parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--auth-rejection", choices=("close", "http"), default="close",
                         help="bad key: Error+close 1008 after the upgrade (default) or HTTP 401")
     parser.add_argument("--param-rejection", choices=("close", "http"), default="close",
@@ -134,22 +139,44 @@ def faults_from_args(args):
         max_new_sessions_per_minute=args.fault_max_new_sessions_per_minute)
 
 
-async def _serve(server) -> None:
+def _say(text: str) -> None:
+    """Print a status line; a closed stdout (the parent that read it died) is no error."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event, interval: float = 0.5) -> None:
+    """Set ``stop`` once this process's parent is no longer ``pid`` (it died: the
+    child was re-parented)."""
+    while not stop.is_set():
+        if os.getppid() != pid:
+            stop.set()
+            _say(f"diareval serve: parent process {pid} is gone, stopping")
+            return
+        await asyncio.sleep(interval)
+
+
+async def _serve(server, parent: int | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.ensure_future(_watch_parent(parent, stop)) if parent else None
     async with server:
         print(f"diareval serve: listening on {server.url} (endpoint {server.url}/v3/ws)",
               flush=True)
         if server.faults.active:
             print(f"diareval serve: faults {server.faults}", flush=True)
         await stop.wait()
-    print("diareval serve: stopped", flush=True)
+    if watcher is not None:
+        watcher.cancel()
+    _say("diareval serve: stopped")
 
 
 def main(args) -> int:
     """Run the server until SIGINT/SIGTERM."""
     server = build_server(args)
-    asyncio.run(_serve(server))
+    asyncio.run(_serve(server, args.exit_with_parent))
     return 0

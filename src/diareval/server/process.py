@@ -105,13 +105,20 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
         ["--lookahead", str(lookahead_seconds)]
     command += ["--compression", compression or "none"]
     command += fault_args(faults or FaultConfig())
+    # POSIX: the child gets its own session, so a terminal's Ctrl-C (SIGINT to the
+    # foreground process group) reaches only this process, which then terminates its
+    # sessions while the server still answers them, and stops the child itself
+    # (ServerProcess.stop); the child stops by itself if this process dies first.
+    detach = os.name == "posix"
+    if detach:
+        command += ["--exit-with-parent", str(os.getpid())]
     env = dict(os.environ)
     env.pop(API_KEYS_ENV, None)
     if api_keys is not None:
         env[API_KEYS_ENV] = json.dumps(list(api_keys))
     env["PYTHONUNBUFFERED"] = "1"
     popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=env)
+                             text=True, env=env, start_new_session=detach)
     seen: list[str] = []
     result: list[str] = []
 
