@@ -141,19 +141,24 @@ sys.exit(code)
 """
 
 
+def _wait_until_streaming(run_dir: Path, sessions: int, timeout: float) -> None:
+    """Wait until ``sessions`` session logs have audio in them, then half a second more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = list((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
+        if len(logs) == sessions and all(b'"AudioChunk"' in p.read_bytes() for p in logs):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+
 def test_ctrl_c_terminates_every_open_session(tmp_path):
     run_dir = tmp_path / "run"
     script = SIGINT_SCRIPT.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"),
                                   run_dir=str(run_dir))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        logs = list((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
-        if len(logs) == 2 and all(b'"AudioChunk"' in p.read_bytes() for p in logs):
-            break
-        time.sleep(0.05)
-    time.sleep(0.5)
+    _wait_until_streaming(run_dir, 2, timeout=60)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (out, err)
@@ -178,13 +183,7 @@ def test_terminal_ctrl_c_reaches_the_run_not_its_local_server(tmp_path):
          str(tmp_path / "data"), "--run-dir", str(run_dir), "--concurrency", "2", "--no-progress",
          "--no-score"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)  # its own process group, as a shell job has
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        logs = list((run_dir / "sessions" / C_NONE).glob("*.jsonl"))
-        if len(logs) == 2 and all(b'"AudioChunk"' in p.read_bytes() for p in logs):
-            break
-        time.sleep(0.05)
-    time.sleep(0.5)
+    _wait_until_streaming(run_dir, 2, timeout=90)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
