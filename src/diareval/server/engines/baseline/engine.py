@@ -205,9 +205,10 @@ class BaselineEngine(Engine):
         self.turn: _Turn | None = None
         self.next_order = 0
         self.next_step = int(self.config.step * SAMPLE_RATE)
-        # speaker-activity grid (cells of GRID s)
-        self.grid = SpeakerGrid(MAX_GLOBAL, self.config.evidence_floor
-                                if self.config.evidence_floor >= 0 and self.config.evidence_online else None)
+        # speaker-activity grid (cells of GRID s); the embedding-evidence vote is for the
+        # revision (and live words only with evidence_online)
+        self.evidence_floor = self.config.evidence_floor if self.config.evidence_floor >= 0 else None
+        self.grid = SpeakerGrid(MAX_GLOBAL, self.evidence_floor if self.config.evidence_online else None)
         self.previous: dict | None = None  # the last window: activity, times, mapping, ages
         # per window, for the end-of-stream revision: (first cell, local activity on the grid,
         # weights, embeddings, valid, activity summary, continuity links, online mapping,
@@ -700,7 +701,7 @@ class BaselineEngine(Engine):
         if not self.clustering.centroids:
             return []
         self.grid.reset()
-        self.grid.evidence_floor = self.config.evidence_floor if self.config.evidence_floor >= 0 else None
+        self.grid.evidence_floor = self.evidence_floor
         offline = self._offline_mappings() if self.config.revise_offline else None
         previous: dict = {}
         for index, (c0, local, weights, embeddings, valid, activity, links, _, sourced) in enumerate(self.windows):

@@ -39,9 +39,6 @@ class SpeakerGrid:
         self.weight = np.zeros(0, dtype=np.float32)
         self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
 
-    def __len__(self) -> int:
-        return len(self.weight)
-
     def _ensure(self, cells: int) -> None:
         if cells > len(self.weight):
             grow = max(cells, 2 * len(self.weight), 500) - len(self.weight)
