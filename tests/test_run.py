@@ -172,6 +172,7 @@ def test_ctrl_c_terminates_every_open_session(tmp_path):
     assert "sk-sigint" not in "".join(p.read_text() for p in files_under(run_dir))
 
 
+@pytest.mark.skipif(os.name != "posix", reason="process groups and SIGINT to a group are POSIX")
 def test_terminal_ctrl_c_reaches_the_run_not_its_local_server(tmp_path):
     # A terminal's Ctrl-C sends SIGINT to the whole foreground process group. The local
     # server child must keep serving so the run can terminate its open sessions and log
@@ -193,6 +194,7 @@ def test_terminal_ctrl_c_reaches_the_run_not_its_local_server(tmp_path):
         assert received(log)[-1]["type"] == "Termination", (log, received(log)[-3:])
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_local_server_child_stops_when_its_parent_dies(tmp_path):
     make_dataset(tmp_path / "data", n=1, seconds=2.0)
     script = textwrap.dedent(f"""
