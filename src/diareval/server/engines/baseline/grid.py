@@ -78,10 +78,11 @@ class SpeakerGrid:
         """The global speaker of a word over [start, end] s (see the module docstring),
         widened by 0.25 then 0.75 s if no window saw speech there; None if none did."""
         c0, c1 = max(0, int(start / GRID)), min(len(self.weight), int(np.ceil(end / GRID)) + 1)
-        if self.evidence_floor is not None and c1 > c0 and self.weight[c0:c1].sum() > 0:
+        weight = self.weight[c0:c1].sum() if c1 > c0 else 0.0
+        if self.evidence_floor is not None and weight > 0:
             votes = self.evidence[c0:c1].sum(axis=0)
             if votes.max() >= 1.0:  # at least one cell's worth of evidence
-                mean = self.act[c0:c1].sum(axis=0) / self.weight[c0:c1].sum()
+                mean = self.act[c0:c1].sum(axis=0) / weight
                 votes = np.where(mean >= self.evidence_floor * mean.max(), votes, 0.0)
                 if votes.max() > 0:
                     return int(np.argmax(votes))
