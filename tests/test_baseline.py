@@ -369,6 +369,30 @@ def test_tune_command_writes_the_best_options(factory, tmp_path):
     assert datasets == {str(shared_data("ami-excerpts").resolve())}
 
 
+@pytest.mark.baseline
+def test_tune_live_objective_ranks_by_the_labels_as_sent(factory, tmp_path):
+    """--objective live: rows ranked by the DER without the SpeakerRevision. On dev01 (two
+    speakers) a delta_new of 1.5 never opens a second live speaker, 0.5 does, so the two
+    live DERs differ, while the revised ones (re-clustered offline) do not: ranked by the
+    revised DER the grid order would stay, and the live DERs would not be increasing."""
+    import json
+
+    import pandas as pd
+    from conftest import shared_data
+    from diareval.cli import main
+
+    output = tmp_path / "live.json"
+    code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "dev01",
+                 "--grid", "delta_new=0.5,1.5", "--set", "partials=false",
+                 "--objective", "live", "--output", str(output)])
+    assert code == 0
+    table = pd.read_csv(output.with_suffix(".csv"))
+    assert list(table["objective"]) == ["live", "live"]
+    assert table["der_live"].is_monotonic_increasing and table["der_live"].nunique() == 2
+    assert table["der"].nunique() == 1
+    assert json.loads(output.read_text())["delta_new"] == table["delta_new"][0]
+
+
 def test_tune_range_searches_with_optuna(factory, tmp_path):
     """--range: optuna's TPE proposes values inside the range; one row per trial."""
     pytest.importorskip("optuna")

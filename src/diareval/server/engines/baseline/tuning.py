@@ -34,34 +34,48 @@ def parse_values(name: str, text: str) -> list:
 
 def evaluate(recordings, options: dict, max_speakers: int | None = None, collar: float = 0.0,
              skip_overlap: bool = False) -> dict:
-    """One configuration over ``recordings``: DER (time-weighted), its parts, RTF."""
+    """One configuration over ``recordings``: DER (time-weighted) and its parts with the
+    end-of-stream SpeakerRevision applied, ``der_live`` without it (the labels the Turns
+    carried when they were sent), and the real-time factor."""
     from diareval.server.engines.baseline import make_baseline_factory
     from diareval.server.engines.baseline.offline import score_session, stream_offline
 
     factory = make_baseline_factory(**options)
     params = SessionParams(speaker_labels=True, max_speakers=max_speakers)
-    total, cpu, audio = 0, 0.0, 0.0
+    total, live, cpu, audio = 0, 0, 0.0, 0.0
     for recording in recordings:
         session = stream_offline(factory, recording, params)
         total = total + score_session(session, recording, collar, skip_overlap)
+        live = live + score_session(session, recording, collar, skip_overlap, revisions=False)
         cpu += session.cpu_seconds
         audio += session.audio_seconds
     return dict(der=total.der, miss=total.miss / total.reference_speech,
                 false_alarm=total.false_alarm / total.reference_speech,
-                confusion=total.confusion / total.reference_speech,
+                confusion=total.confusion / total.reference_speech, der_live=live.der,
                 rtf=cpu / audio if audio else float("nan"))
+
+
+OBJECTIVES = {"revised": "der", "live": "der_live"}
 
 
 def tune(recordings, grid: dict[str, list] | None = None, ranges: dict[str, tuple] | None = None,
          trials: int = 20, fixed: dict | None = None, max_speakers: int | None = None,
          collar: float = 0.0, skip_overlap: bool = False, seed: int = 0,
-         progress: Callable[[dict], None] | None = None) -> pd.DataFrame:
-    """Evaluate configurations; one row per configuration, best (lowest DER) first.
+         progress: Callable[[dict], None] | None = None, objective: str = "revised") -> pd.DataFrame:
+    """Evaluate configurations; one row per configuration, best (lowest objective) first.
 
     ``grid``: option -> values (every combination is tried); ``ranges``: option ->
     (low, high) searched by optuna's TPE sampler for ``trials`` trials (needs
     ``pip install optuna``). ``fixed`` options apply to every configuration.
+    ``objective``: "revised" minimises the DER with the end-of-stream SpeakerRevision
+    applied (column ``der``), "live" the DER of the labels as the Turns were sent
+    (``der_live``). With the default ``revise_offline``, the revised labels come from
+    re-clustering the whole session (``offline_threshold``), so the online clustering's
+    thresholds (``delta_new``, ``tau_active``, ``rho_update``) move the live DER mostly.
     """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    column = OBJECTIVES[objective]
     fixed = dict(fixed or {})
     rows = []
 
@@ -72,7 +86,7 @@ def tune(recordings, grid: dict[str, list] | None = None, ranges: dict[str, tupl
         rows.append(row)
         if progress:
             progress(row)
-        return result["der"]
+        return result[column]
 
     if ranges:
         try:
@@ -102,7 +116,7 @@ def tune(recordings, grid: dict[str, list] | None = None, ranges: dict[str, tupl
         names = list((grid or {}).keys())
         for values in itertools.product(*[(grid or {})[n] for n in names]):
             run(dict(zip(names, values)))
-    return pd.DataFrame(rows).sort_values("der", kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(column, kind="stable").reset_index(drop=True)
 
 
 def write_results(results: pd.DataFrame, output: str | Path, fixed: dict | None = None,
