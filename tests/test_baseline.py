@@ -114,6 +114,44 @@ def test_grid_names_words_by_where_the_embeddings_came_from():
     assert grid.speaker_at(0.2, 0.6) is None
 
 
+def test_live_recluster_corrects_a_merged_online_speaker():
+    """Hand-worked: three 2 s windows, one local speaker each, voices a, b, a (b far from
+    a). The online clustering put all three on global speaker 0. Re-clustering the
+    session so far (what final Turns use with live_recluster) cuts b off: cluster {a, a}
+    co-occurs with online speaker 0 twice and keeps its name, {b} takes the spare 1."""
+    from diareval.server.engines.baseline.engine import (MAX_GLOBAL, BaselineConfig, BaselineEngine,
+                                                         _activity_summary)
+    from diareval.server.engines.baseline.grid import SpeakerGrid
+
+    engine = object.__new__(BaselineEngine)  # the clustering logic needs no models
+    engine.config = BaselineConfig()
+    engine.clustering = OnlineSpeakerClustering(ClusteringConfig(max_speakers=MAX_GLOBAL))
+    engine.evidence_floor = engine.config.evidence_floor
+    a, b = np.eye(3, 8)[0], np.eye(3, 8)[1]
+    voices = [a, b, a + 0.1 * np.eye(3, 8)[2]]
+    local = np.zeros((100, 3), np.float32)
+    local[:, 0] = 0.9
+    activity = np.zeros((50, 3), np.float32)
+    activity[:, 0] = 0.9
+    sourced = np.zeros((100, 3), bool)
+    sourced[:, 0] = True
+    engine.windows = []
+    engine.grid = SpeakerGrid(MAX_GLOBAL, None)
+    for i, voice in enumerate(voices):
+        embeddings = np.zeros((3, 8), np.float32)
+        embeddings[0] = voice
+        window = (100 * i, local, np.ones(100, np.float32), embeddings, np.array([True, False, False]),
+                  _activity_summary(activity), {}, {0: 0}, sourced)
+        engine.windows.append(window)
+        engine.grid.add(100 * i, local, window[2], {0: 0}, sourced)
+    assert [engine.grid.speaker_at(t, t + 0.5) for t in (0.5, 2.5, 4.5)] == [0, 0, 0]
+    grid = engine._reclustered_grid(0.0)
+    assert [grid.speaker_at(t, t + 0.5) for t in (0.5, 2.5, 4.5)] == [0, 1, 0]
+    # only the windows reaching past (start - window) are mapped again: from 7.5 s, not the first
+    later = engine._reclustered_grid(7.5)
+    assert later.speaker_at(0.5, 1.0) is None and later.speaker_at(2.5, 3.0) == 1
+
+
 def test_activity_summary_keeps_peak_and_mean():
     from diareval.server.engines.baseline.engine import _activity_summary
 

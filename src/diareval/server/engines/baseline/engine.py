@@ -70,7 +70,7 @@ class BaselineConfig:
     fresh_margin: float = 1.5  # s before the newest step that must hold speech for a window to run
     tau_active: float = 0.5
     rho_update: float = 0.3
-    delta_new: float = 0.65
+    delta_new: float = 0.55
     embedding_seconds: float = 2.0
     min_embedding_seconds: float = 0.3
     speaker_threshold: float = 0.5  # local activity above this counts as speaking
@@ -91,6 +91,9 @@ class BaselineConfig:
     revise: bool = True  # SpeakerRevision at the end of the stream
     revise_offline: bool = True  # ... from re-clustering the whole session (else: final centroids)
     offline_threshold: float = 0.5  # cosine distance cutting the offline average-linkage tree
+    # Final Turns take their speakers from the session so far re-clustered as the revision
+    # does (at most MAX_LIVE_POINTS embeddings); off: from the online clustering's mapping.
+    live_recluster: bool = True
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -136,6 +139,7 @@ def _activity_summary(activity: np.ndarray) -> np.ndarray:
 
 
 MAX_OFFLINE_POINTS = 2000  # the offline tree is built on at most this many embeddings
+MAX_LIVE_POINTS = 1000  # ... and the one re-built at every final turn (live_recluster)
 
 
 class Models:
@@ -362,8 +366,14 @@ class BaselineEngine(Engine):
         if not words and not turn.partials_sent:
             return []  # nothing recognised and nothing announced: no turn
         self.next_order = turn.order + 1
-        speakers = self._word_speakers(words) if self.diarize else None
-        label = self._turn_speaker(words, speakers) if self.diarize else None
+        online_grid = self.grid
+        if self.diarize and self.config.live_recluster and words:
+            self.grid = self._reclustered_grid(words[0][1])
+        try:
+            speakers = self._word_speakers(words) if self.diarize else None
+            label = self._turn_speaker(words, speakers) if self.diarize else None
+        finally:
+            self.grid = online_grid
         span = (words[-1][2] - words[0][1]) if words else 0.0
         if self.diarize and label is None and words and span >= self.config.unknown_below:
             label = self._turn_embedding_speaker(words)
@@ -628,12 +638,34 @@ class BaselineEngine(Engine):
                 totals[s] = totals.get(s, 0.0) + max(w[2] - w[1], 0.02)
         return max(totals, key=totals.get) if totals else None
 
-    def _offline_mappings(self) -> list[dict] | None:
-        """Re-cluster every local speaker embedding of the session at once (average-linkage
-        agglomerative clustering on cosine distance, cut at ``offline_threshold``, at most
-        ``max_speakers`` clusters), then name each cluster after the online speaker it
-        overlaps most, so letters already shown stay where they were right."""
+    def _reclustered_grid(self, start: float) -> SpeakerGrid:
+        """A grid of the windows from ``start`` - window on, mapped to the clusters of the
+        embeddings of the session so far (re-clustered as the end-of-stream revision does,
+        on at most ``MAX_LIVE_POINTS`` of them: about 45 ms per final turn at the cap)."""
+        clusters = self._offline_clusters(MAX_LIVE_POINTS)
+        if clusters is None:
+            return self.grid
+        first = int((start - self.config.window) / GRID)
+        index = len(self.windows)
+        while index > 0 and self.windows[index - 1][0] + len(self.windows[index - 1][1]) >= first:
+            index -= 1
+        windows = self.windows[index:]
+        grid = SpeakerGrid(MAX_GLOBAL, self.evidence_floor)
+        for window, mapping in zip(windows, self._map_windows(*clusters, windows)):
+            if len(window[1]):
+                grid.add(window[0], window[1], window[2], mapping, window[8])
+        return grid
+
+    def _offline_clusters(self, max_points: int = MAX_OFFLINE_POINTS) -> tuple[np.ndarray, list[int]] | None:
+        """Re-cluster every local speaker embedding of the session so far at once
+        (average-linkage agglomerative clustering on cosine distance, cut at
+        ``offline_threshold``, at most ``max_speakers`` clusters). Returns the cluster
+        centroids and the global speaker each is named after: the online speaker it
+        overlaps most, so letters already shown stay where they were right; None with
+        fewer than two embeddings."""
         from scipy.cluster.hierarchy import fcluster, linkage
+
+        from diareval.server.engines.baseline.clustering import cosine_distances
 
         points, owners = [], []
         for index, window in enumerate(self.windows):
@@ -645,8 +677,8 @@ class BaselineEngine(Engine):
         if len(points) < 2:
             return None
         points = np.asarray(points, dtype=np.float64)
-        if len(points) > MAX_OFFLINE_POINTS:  # long sessions: an evenly spaced sample
-            keep = np.linspace(0, len(points) - 1, MAX_OFFLINE_POINTS).astype(int)
+        if len(points) > max_points:  # long sessions: an evenly spaced sample
+            keep = np.linspace(0, len(points) - 1, max_points).astype(int)
             points, owners = points[keep], [owners[i] for i in keep]
         tree = linkage(points, method="average", metric="cosine")
         labels = fcluster(tree, t=self.config.offline_threshold, criterion="distance")
@@ -674,27 +706,36 @@ class BaselineEngine(Engine):
                 names[c] = spare.pop(0)
             else:  # no label left under the cap: join the closest named cluster
                 named = [j for j, other in enumerate(clusters) if other in names]
-                from diareval.server.engines.baseline.clustering import cosine_distances
                 dist = cosine_distances(centroids[i:i + 1], centroids[named])[0]
                 names[c] = names[clusters[named[int(np.argmin(dist))]]]
-        # every local speaker with an embedding goes to its closest cluster (one per window)
+        return centroids, [names[c] for c in clusters]
+
+    def _map_windows(self, centroids: np.ndarray, names: list[int], windows: list) -> list[dict]:
+        """{local speaker: global speaker} per window: every local speaker with an
+        embedding goes to its closest cluster (one-to-one within a window when possible)."""
+        from diareval.server.engines.baseline.clustering import cosine_distances
+
         mappings = []
-        for window in self.windows:
+        for window in windows:
             embeddings, valid, activity = window[3], window[4], window[5]
             mapping: dict = {}
             active = [k for k in range(len(valid)) if valid[k]
                       and activity[:, k].max() >= self.config.tau_active]
             if active:
-                from diareval.server.engines.baseline.clustering import cosine_distances
                 dist = cosine_distances(embeddings[active], centroids)
                 rows, cols = linear_sum_assignment(dist)
                 for r, c in zip(rows, cols):
-                    mapping[active[r]] = names[clusters[c]]
+                    mapping[active[r]] = names[c]
                 for r, k in enumerate(active):
                     if k not in mapping:
-                        mapping[k] = names[clusters[int(np.argmin(dist[r]))]]
+                        mapping[k] = names[int(np.argmin(dist[r]))]
             mappings.append(mapping)
         return mappings
+
+    def _offline_mappings(self) -> list[dict] | None:
+        """Every window's mapping from re-clustering the whole session (the revision)."""
+        clusters = self._offline_clusters()
+        return None if clusters is None else self._map_windows(*clusters, self.windows)
 
     def _revision(self) -> list[dict]:
         """Re-map every window with the final centroids; revise the turns whose labels change."""
