@@ -18,8 +18,10 @@ Orchestration only; the compute blocks live beside it:
   on a 20 ms grid (``grid``), which also keeps, per speaker, the activity over the
   audio its embeddings came from (where each window's mapping is known to hold).
 
-Each final word gets the global speaker most active over its span in the grid, the
-Turn the speaker with most word time; labels "A", "B", ... are given in order of first
+Each final word gets the global speaker most active over its span in the grid (with
+``live_recluster``, a grid of the recent windows mapped by re-clustering every embedding
+of the session so far, as the revision below does; partial Turns use the online
+mapping), the Turn the speaker with most word time; labels "A", "B", ... are given in order of first
 appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
 extents are stretched over the speech (VAD or segmentation) next to them, since
 Whisper's alignment makes words too short. At the end of the stream every local
