@@ -75,6 +75,13 @@ every 5 s of audio instead of at every final turn: seed 3 0.408, excerpts 0.356 
 The live grid without the embedding-evidence vote: excerpts 0.358, mixtures mean 0.369;
 cutting the live tree at 0.45 / 0.55 instead of 0.5: excerpts 0.377 / 0.385, mixtures
 mean 0.377 / 0.396 (all worse than the default).
+One 10 min conversation (`--dataset-options '{"folder": ..., "n_conversations": 1, "minutes":
+10, "seed": 21}'`): DER without revision 0.408 -> 0.363 (= the revised DER), RTF 0.185
+without, 0.191 with (run side by side).
+The price: partial Turns keep the online mapping, so more turns show a partial label other
+than their final one (``diareval.score.stability.partial_changes``), excerpts / seeds 7 / 5:
+14 / 28 / 25 turns (of 46 / 75 / 78) in session 3, now 18 / 30 / 34. Partials mapped to the
+last final turn's clusters: 19 / 28 / 32 (no better; not kept).
 Cost: RTF 0.193 / 0.190 without, 0.191 / 0.192 with (mixtures seed 7, alternated runs):
 noise. Average linkage on 1000 points takes 45 ms here (2000: 190 ms), hence the cap.
 Tried in session 4 for the revised DER, on excerpts / seeds 7 / 11, all worse than
