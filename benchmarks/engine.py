@@ -90,7 +90,13 @@ average linkage at 0.5 (0.328 / 0.309 / 0.320): complete linkage 0.7: 0.370 / 0.
 0.355, 0.381 / 0.314 / 0.327; the cut (0.4-0.65) with the best cosine silhouette per session:
 0.433 / 0.297 / 0.316 (30 s sessions have too few embeddings for it); naming the speaker of
 turns sent as UNKNOWN in the revision: 0.3255 / 0.3079 / 0.3180 (-0.002, not kept: it would
-hide the UNKNOWN share). Reference speech outside every turn on the excerpts (13.5 s):
+hide the UNKNOWN share). Segmentation windows of 10 / 7.5 s instead of 5 (excerpts, seeds 7 / 11 / 3): DER 0.348 /
+0.386 / 0.327 / 0.333 and 0.383 / 0.322 / 0.316 / 0.324 (confusion up: one local track
+holds more than one voice more often), although the labelling floor falls with 10 s
+windows (0.279 / 0.256 / 0.256 / 0.287 against 0.287 / 0.267 / 0.271 / 0.291: their
+speech activity stretches words better). A 10 s segmentation for the word extents only
+would cost a second segmentation run; not tried.
+Reference speech outside every turn on the excerpts (13.5 s):
 segmentation-3.0 (>= 0.5, 5 s windows every 0.5 s) covers 4.4 s of it but also 14.6 s of
 unannotated time outside the hypothesis, so speech it hears and silero does not is not
 worth a turn (session 2 measured such turns: 0.382).
