@@ -459,3 +459,29 @@ def test_tune_rejects_an_unknown_option():
     from diareval.cli import main
 
     assert main(["tune", "--dataset", ".", "--grid", "no_such_option=1"]) == 2
+
+
+def test_word_extents_use_the_long_segmentation_where_it_has_run():
+    """Hand-worked: no VAD speech in 0-2 s (cells 0-99). The diarization windows' grid
+    has speech on cells 0-49; the long (speech_window) segmentation covered cells 25-74,
+    with speech on 40-74 only. Where it ran it decides, elsewhere the windows' grid does."""
+    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
+    from diareval.server.engines.baseline.grid import SpeakerGrid
+
+    engine = object.__new__(BaselineEngine)
+    engine.config, engine.diarize = BaselineConfig(), True
+    engine.vad_probs = [0.0] * 100
+    engine.grid = SpeakerGrid(MAX_GLOBAL, None)
+    local = np.zeros((100, 3), np.float32)
+    local[:50, 0] = 0.9
+    engine.grid.add(0, local, np.ones(100, np.float32), {0: 0}, np.zeros((100, 3), bool))
+    engine.speech_grid = SpeakerGrid(1, None)
+    speech = np.zeros(50, np.float32)
+    speech[15:] = 0.9
+    engine.speech_grid.add_speech(25, speech, np.ones(50, np.float32))
+    assert list(engine.speech_grid.covered(20, 80)) == [False] * 5 + [True] * 50 + [False] * 5
+    mask = engine._speech_mask(0.0, 2.0)
+    expected = np.zeros(100, bool)
+    expected[:25] = True  # windows' grid
+    expected[40:75] = True  # long segmentation
+    assert (mask == expected).all()

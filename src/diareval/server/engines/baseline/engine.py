@@ -96,6 +96,11 @@ class BaselineConfig:
     # Final Turns take their speakers from the session so far re-clustered as the revision
     # does (at most MAX_LIVE_POINTS embeddings); off: from the online clustering's mapping.
     live_recluster: bool = True
+    # Word extents stretch over speech: VAD, or the segmentation's speech from windows of
+    # speech_window s run every speech_step s (segmentation-3.0 was trained on 10 s windows
+    # and finds speech better with them than with the diarization windows; 0: those).
+    speech_window: float = 10.0
+    speech_step: float = 2.0
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -118,6 +123,8 @@ class BaselineConfig:
         config = cls(**values)
         if config.window < 1.0 or config.step <= 0 or config.step > config.window:
             raise ConfigError("baseline options: need window >= 1 s and 0 < step <= window")
+        if config.speech_window and (config.speech_window < 1.0 or config.speech_step <= 0):
+            raise ConfigError("baseline options: need speech_window 0 or >= 1 s, and speech_step > 0")
         return config
 
     def as_dict(self) -> dict:
@@ -216,6 +223,8 @@ class BaselineEngine(Engine):
         self.evidence_floor = self.config.evidence_floor if self.config.evidence_floor >= 0 else None
         self.grid = SpeakerGrid(MAX_GLOBAL, self.evidence_floor if self.config.evidence_online else None)
         self.previous: dict | None = None  # the last window: activity, times, mapping, ages
+        self.speech_grid = SpeakerGrid(1, None)  # speech of the speech_window segmentations
+        self.speech_at = None  # sample: end of the last one
         # per window, for the end-of-stream revision: (first cell, local activity on the grid,
         # weights, embeddings, valid, activity summary, continuity links, online mapping,
         # cells of each local speaker's embedding audio)
@@ -413,7 +422,11 @@ class BaselineEngine(Engine):
         vad[ok] = probs[frames[ok]] >= self.config.vad_threshold
         if not self.diarize:
             return vad
-        return vad | self.grid.speech_cells(c0, c1, self.config.speaker_threshold)
+        speech = self.grid.speech_cells(c0, c1, self.config.speaker_threshold)
+        if self.config.speech_window > 0:  # the long windows where they have run yet
+            covered = self.speech_grid.covered(c0, c1)
+            speech[covered] = self.speech_grid.speech_cells(c0, c1, self.config.speaker_threshold)[covered]
+        return vad | speech
 
     def _snap(self, words: list[tuple]) -> list[tuple]:
         """Word extents from Whisper's alignment are often too short (even zero): stretch
@@ -532,6 +545,29 @@ class BaselineEngine(Engine):
         self.previous = {"activity": activity, "times": times, "mapping": mapping, "ages": ages}
         if c1 > c0:
             self.grid.add(c0, local, weights, mapping, sourced)
+        if cfg.speech_window > 0 and (self.speech_at is None or window_end - self.speech_at
+                                      >= int(cfg.speech_step * SAMPLE_RATE) - 1):
+            self._speech_segmentation(window_end)
+
+    def _speech_segmentation(self, window_end: int) -> None:
+        """Segmentation-3.0 on the last ``speech_window`` s: its speech (any local speaker),
+        Hamming-weighted per cell, goes to ``speech_grid`` (word extents only)."""
+        from diareval.server.engines.baseline.segmentation import frame_centers
+
+        self.speech_at = window_end
+        w = int(self.config.speech_window * SAMPLE_RATE)
+        audio = np.zeros(w, dtype=np.float32)
+        available = self._audio(window_end - w, window_end)
+        audio[w - len(available):] = available
+        activity = self.models.segmentation(audio)
+        times = (window_end - w + frame_centers(len(activity))) / SAMPLE_RATE
+        c0 = max(0, int(np.ceil(max(0, window_end - w) / SAMPLE_RATE / GRID)))
+        cell_times = (np.arange(c0, int(window_end / SAMPLE_RATE / GRID)) + 0.5) * GRID
+        if len(cell_times):
+            speech = np.interp(cell_times, times, np.clip(activity.sum(axis=1), 0.0, 1.0))
+            position = (cell_times - (window_end - w) / SAMPLE_RATE) / self.config.speech_window
+            weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
+            self.speech_grid.add_speech(c0, speech.astype(np.float32), weights)
 
     def _continuity(self, activity: np.ndarray, times: np.ndarray) -> dict[int, tuple[int, int]]:
         """{local speaker: (the previous window's local speaker it continues, its age)}."""

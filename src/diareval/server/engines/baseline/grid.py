@@ -65,6 +65,21 @@ class SpeakerGrid:
             self.act[c0:c1, g] += weights * local[:, k]
             self.evidence[c0:c1, g] += local[:, k] * sourced[:, k]
 
+    def add_speech(self, c0: int, speech: np.ndarray, weights: np.ndarray) -> None:
+        """Add one window's speech activity only (no speakers), from cell ``c0``."""
+        c1 = c0 + len(speech)
+        self._ensure(c1)
+        self.weight[c0:c1] += weights
+        self.speech[c0:c1] += weights * np.clip(speech, 0.0, 1.0)
+
+    def covered(self, c0: int, c1: int) -> np.ndarray:
+        """Bool per cell of [c0, c1): some window was added there."""
+        cells = np.arange(c0, c1)
+        out = np.zeros(len(cells), dtype=bool)
+        inside = (cells >= 0) & (cells < len(self.weight))
+        out[inside] = self.weight[cells[inside]] > 0
+        return out
+
     def speech_cells(self, c0: int, c1: int, threshold: float) -> np.ndarray:
         """Bool per cell of [c0, c1): the windows' mean local speech is >= ``threshold``."""
         out = np.zeros(max(0, c1 - c0), dtype=bool)
