@@ -27,23 +27,39 @@ overlapped), `python benchmarks/engine.py --concurrent 4`:
 
 | measure | value |
 |---|---|
-| real-time factor per session, one core | 0.124 (session 3: 0.121; session 1: 0.19-0.20) |
-| DER collar 0, overlap scored (word-level) | 0.328 (miss 0.241, FA 0.030, confusion 0.057); session 2: 0.336 |
-| same, without SpeakerRevision (the labels as sent) | 0.351 |
-| same words, oracle speaker labels (labelling floor) | 0.287 (miss 0.243, FA 0.032, confusion 0.011) |
-| DER collar 0.25 s/side, overlap skipped | 0.113 (session 2: 0.125) |
-| speech labelled UNKNOWN | 0.012 |
-| turn finalisation latency, audio time (median / p90, 46 turns) | 0.18 s / 1.04 s |
-| 4 concurrent real-time sessions: worst lag behind real time | 0.17 s |
+| real-time factor per session, one core | 0.143 (0.128 in a quieter run; 0.117-0.124 without speech_window) |
+| DER collar 0, overlap scored (word-level) | 0.325 (miss 0.237, FA 0.028, confusion 0.060); session 3: 0.328 |
+| same, without SpeakerRevision (the labels as sent) | 0.344 (session 3: 0.351) |
+| same words, oracle speaker labels (labelling floor) | 0.281 (miss 0.239, FA 0.031, confusion 0.011); session 3: 0.287 |
+| DER collar 0.25 s/side, overlap skipped | 0.105 (session 3: 0.113) |
+| speech labelled UNKNOWN | 0.014 |
+| turn finalisation latency, audio time (median / p90, 46 turns) | 0.18 s / 1.08 s |
+| 4 concurrent real-time sessions: worst lag behind real time | 0.13 s |
 
 Dense speech (no long pauses), `--dataset mixtures --dataset-options '{"folder":
 "../shared/data/librispeech-utterances", "n_conversations": 4, "minutes": 1.5, "seed": 7}'`
-(4 x 90 s, 2-4 real LibriSpeech voices): RTF 0.19-0.21, DER 0.309 (miss 0.106, FA 0.133,
-confusion 0.070; session 2: 0.320), without revision 0.330 (session 3: 0.402), labelling
-floor 0.267, forgiving 0.092, latency 0.38 s / 0.73 s.
+(4 x 90 s, 2-4 real LibriSpeech voices), before speech_window: RTF 0.19-0.21, DER 0.309
+(miss 0.106, FA 0.133, confusion 0.070), without revision 0.330 (session 3: 0.402),
+labelling floor 0.267, forgiving 0.092, latency 0.38 s / 0.73 s; with it: DER 0.307,
+without revision 0.326, floor 0.262.
+
+Session 4, second change (``speech_window`` 10 s, ``speech_step`` 2 s): word extents are
+stretched over the speech next to them (VAD or segmentation), and the segmentation's
+speech now comes from segmentation-3.0 on the last 10 s (the length it was trained on),
+run every 2 s, instead of the 5 s diarization windows (still used where the 10 s ones have
+not run yet). DER (revised / without revision), before -> after, excerpts 0.328 / 0.351 ->
+0.325 / 0.344; mixtures seeds 7, 11, 3, 5, 13, 17: 0.309 -> 0.307, 0.320 -> 0.307, 0.320
+-> 0.318, 0.345 -> 0.344, 0.349 -> 0.339, 0.324 -> 0.328 (live: 0.330 -> 0.326, 0.349 ->
+0.337, 0.375 -> 0.373, 0.351 -> 0.350, 0.422 -> 0.415, 0.357 -> 0.361); six of seven sets
+better, mean of the seven 0.328 -> 0.324. Run every 0.5 s it does better (excerpts 0.3225,
+seeds 7 / 11 / 3 / 5 / 13 / 17: 0.299 / 0.302 / 0.316 / 0.343 / 0.336 / 0.327) but costs
+RTF 0.117 -> 0.168; every 1 s: excerpts 0.324, seeds 7 / 11 0.303 / 0.304, RTF 0.144;
+every 2 s: RTF 0.128 (side by side with the others). The 10 s windows also as the
+diarization windows: worse (below).
 
 Seeds 7 and 11 were used to choose session 3's options; seeds 3, 5, 13, 17 (same options)
-had never been looked at before session 4 and are the fairer estimate (DER / floor):
+had never been looked at before session 4 and are the fairer estimate (DER / floor,
+before speech_window):
 3: 0.320 / 0.291, 5: 0.345 / 0.288, 13: 0.349 / 0.283, 17: 0.324 / 0.261; 7: 0.309 /
 0.267, 11: 0.320 / 0.271. So on unseen dense speech the revised DER is 0.32-0.35, about
 0.05 above the floor.
