@@ -147,6 +147,16 @@ def _activity_summary(activity: np.ndarray) -> np.ndarray:
     return np.stack([peak, 2 * mean - peak]).astype(np.float32)
 
 
+def _window_cells(start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The grid cells a window of samples [start, end) covers (from the first whole cell
+    at or after max(0, start)): first cell, cell centre times (s), and Hamming weights over
+    the window's span (+ 0.01, so its edges still count), as diart aggregates windows."""
+    c0 = max(0, int(np.ceil(max(0, start) / SAMPLE_RATE / GRID)))
+    cell_times = (np.arange(c0, int(end / SAMPLE_RATE / GRID)) + 0.5) * GRID
+    position = (cell_times - start / SAMPLE_RATE) / ((end - start) / SAMPLE_RATE)
+    return c0, cell_times, (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
+
+
 MAX_OFFLINE_POINTS = 2000  # the offline tree is built on at most this many embeddings
 MAX_LIVE_POINTS = 1000  # ... and the one re-built at every final turn (live_recluster)
 
@@ -377,14 +387,12 @@ class BaselineEngine(Engine):
         if not words and not turn.partials_sent:
             return []  # nothing recognised and nothing announced: no turn
         self.next_order = turn.order + 1
-        online_grid = self.grid
-        if self.diarize and self.config.live_recluster and words:
-            self.grid = self._reclustered_grid(words[0][1])
-        try:
-            speakers = self._word_speakers(words) if self.diarize else None
-            label = self._turn_speaker(words, speakers) if self.diarize else None
-        finally:
-            self.grid = online_grid
+        speakers = label = None
+        if self.diarize:
+            grid = (self._reclustered_grid(words[0][1]) if self.config.live_recluster and words
+                    else self.grid)
+            speakers = self._word_speakers(words, grid)
+            label = self._turn_speaker(words, speakers)
         span = (words[-1][2] - words[0][1]) if words else 0.0
         if self.diarize and label is None and words and span >= self.config.unknown_below:
             label = self._turn_embedding_speaker(words)
@@ -522,9 +530,8 @@ class BaselineEngine(Engine):
                  if age < cfg.refresh_steps or k in quiet}
         embeddings, valid, sources = self._local_embeddings(window_start, window_end, activity,
                                                             skip=set(reuse))
-        c0 = max(0, int(np.ceil(max(0, window_start) / SAMPLE_RATE / GRID)))
-        c1 = int(window_end / SAMPLE_RATE / GRID)
-        cell_times = (np.arange(c0, c1) + 0.5) * GRID
+        c0, cell_times, weights = _window_cells(window_start, window_end)
+        c1 = c0 + len(cell_times)
         local = np.stack([np.interp(cell_times, times, activity[:, k])
                           for k in range(activity.shape[1])], axis=1)
         # the span of each embedded local speaker's embedding audio, in cells of this window
@@ -532,8 +539,6 @@ class BaselineEngine(Engine):
         for k, (first, last) in sources.items():
             sourced[max(0, int(first / SAMPLE_RATE / GRID) - c0):
                     max(0, int(last / SAMPLE_RATE / GRID) + 1 - c0), k] = True
-        position = (cell_times - window_start / SAMPLE_RATE) / cfg.window
-        weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
         mapping = {k: self.previous["mapping"][k_prev] for k, k_prev in reuse.items()
                    if k_prev in self.previous["mapping"]}
         mapping.update(self.clustering.assign(activity, embeddings, valid & ~np.isin(
@@ -561,12 +566,9 @@ class BaselineEngine(Engine):
         audio[w - len(available):] = available
         activity = self.models.segmentation(audio)
         times = (window_end - w + frame_centers(len(activity))) / SAMPLE_RATE
-        c0 = max(0, int(np.ceil(max(0, window_end - w) / SAMPLE_RATE / GRID)))
-        cell_times = (np.arange(c0, int(window_end / SAMPLE_RATE / GRID)) + 0.5) * GRID
+        c0, cell_times, weights = _window_cells(window_end - w, window_end)
         if len(cell_times):
             speech = np.interp(cell_times, times, np.clip(activity.sum(axis=1), 0.0, 1.0))
-            position = (cell_times - (window_end - w) / SAMPLE_RATE) / self.config.speech_window
-            weights = (0.54 - 0.46 * np.cos(2 * np.pi * position)).astype(np.float32) + 0.01
             self.speech_grid.add_speech(c0, speech.astype(np.float32), weights)
 
     def _continuity(self, activity: np.ndarray, times: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -629,8 +631,10 @@ class BaselineEngine(Engine):
             valid[owners] = True
         return embeddings, valid, sources
 
-    def _word_speakers(self, words: list[tuple]) -> list:
-        speakers = [self.grid.speaker_at(w[1], w[2]) for w in words]
+    def _word_speakers(self, words: list[tuple], grid: SpeakerGrid | None = None) -> list:
+        """The global speaker of each word in ``grid`` (default: the session's grid)."""
+        grid = self.grid if grid is None else grid
+        speakers = [grid.speaker_at(w[1], w[2]) for w in words]
         # words nobody was found for take their neighbours' speaker
         known = [i for i, s in enumerate(speakers) if s is not None]
         if not known:
