@@ -40,8 +40,9 @@ Dense speech (no long pauses), `--dataset mixtures --dataset-options '{"folder":
 "../shared/data/librispeech-utterances", "n_conversations": 4, "minutes": 1.5, "seed": 7}'`
 (4 x 90 s, 2-4 real LibriSpeech voices), before speech_window: RTF 0.19-0.21, DER 0.309
 (miss 0.106, FA 0.133, confusion 0.070), without revision 0.330 (session 3: 0.402),
-labelling floor 0.267, forgiving 0.092, latency 0.38 s / 0.73 s; with it: DER 0.307,
-without revision 0.326, floor 0.262.
+labelling floor 0.267, forgiving 0.092, latency 0.38 s / 0.73 s; with it: RTF 0.209,
+DER 0.307 (miss 0.110, FA 0.128, confusion 0.068), without revision 0.326, floor 0.262,
+forgiving 0.094, latency 0.40 s / 0.73 s.
 
 Session 4, second change (``speech_window`` 10 s, ``speech_step`` 2 s): word extents are
 stretched over the speech next to them (VAD or segmentation), and the segmentation's
