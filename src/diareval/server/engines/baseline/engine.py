@@ -488,6 +488,14 @@ class BaselineEngine(Engine):
         start = max(start, self.buffer_start)
         return self.buffer[start - self.buffer_start:max(start, end) - self.buffer_start]
 
+    def _window_audio(self, end: int, length: int) -> np.ndarray:
+        """The ``length`` samples before ``end``, zero-padded in front where the buffer
+        (or the session) does not reach back that far."""
+        audio = np.zeros(length, dtype=np.float32)
+        available = self._audio(end - length, end)
+        audio[length - len(available):] = available
+        return audio
+
     def _trim_buffer(self) -> None:
         keep_from = self.received - int(max(40.0, self.config.window + 1) * SAMPLE_RATE)
         if self.turn is not None:
@@ -513,10 +521,7 @@ class BaselineEngine(Engine):
         if not any(p >= cfg.vad_threshold for p in self.vad_probs[f0:f1 + 1]):
             self.previous = None
             return
-        audio = np.zeros(w, dtype=np.float32)
-        available = self._audio(window_start, window_end)
-        audio[w - len(available):] = available
-        activity = self.models.segmentation(audio)  # (frames, 3)
+        activity = self.models.segmentation(self._window_audio(window_end, w))  # (frames, 3)
         times = (window_start + frame_centers(len(activity))) / SAMPLE_RATE
         # Local speakers that continue one of the previous window's (same activity over
         # the overlap) may keep its global speaker without a new embedding (embeddings
@@ -561,10 +566,7 @@ class BaselineEngine(Engine):
 
         self.speech_at = window_end
         w = int(self.config.speech_window * SAMPLE_RATE)
-        audio = np.zeros(w, dtype=np.float32)
-        available = self._audio(window_end - w, window_end)
-        audio[w - len(available):] = available
-        activity = self.models.segmentation(audio)
+        activity = self.models.segmentation(self._window_audio(window_end, w))
         times = (window_end - w + frame_centers(len(activity))) / SAMPLE_RATE
         c0, cell_times, weights = _window_cells(window_end - w, window_end)
         if len(cell_times):
