@@ -485,3 +485,43 @@ def test_word_extents_use_the_long_segmentation_where_it_has_run():
     expected[:25] = True  # windows' grid
     expected[40:75] = True  # long segmentation
     assert (mask == expected).all()
+
+
+def test_speaker_runs_stretch_over_overlapped_speech():
+    """Hand-worked: one window, weights 1, cells of 20 ms. Speaker 0 is active on cells
+    0-119 (0-2.4 s), speaker 1 on cells 80-199 (1.6-4.0 s): they overlap on 1.6-2.4 s.
+    Whisper's one word stream gives speaker 0 a word on 1.0-1.6 s and speaker 1 a word on
+    1.6-3.0 s. With overlap_grow, speaker 0's run stretches forward over the overlap
+    (to 2.4 s, where it stops speaking), speaker 1's backward over it (to 1.6 s: it is
+    not active before); speaker 0's start stays (no other speaker before 1.6 s)."""
+    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
+    from diareval.server.engines.baseline.grid import SpeakerGrid
+
+    grid = SpeakerGrid(MAX_GLOBAL, None)
+    local = np.zeros((200, 3), np.float32)
+    local[:120, 0] = 0.9
+    local[80:, 1] = 0.9
+    grid.add(0, local, np.ones(200, np.float32), {0: 0, 1: 1}, np.zeros((200, 3), bool))
+    # speaker 0 from 1.6 s on: active alone or not, contiguous up to cell 119
+    assert grid.active_until(0, 1.6, 1, 5.0, 0.5) == pytest.approx(2.4)
+    assert grid.active_until(0, 1.6, 1, 0.5, 0.5) == pytest.approx(2.1)  # the limit
+    assert grid.active_until(1, 1.6, -1, 5.0, 0.5) == pytest.approx(1.6)  # not active before
+    assert grid.active_until(0, 1.0, -1, 5.0, 0.5) == pytest.approx(0.0)
+    assert grid.active_until(0, 1.0, -1, 5.0, 0.5, overlap=True) == pytest.approx(1.0)
+    assert grid.active_until(1, 3.0, 1, 5.0, 0.5, overlap=True) == pytest.approx(3.0)
+    assert grid.active_until(1, 3.0, 1, 5.0, 0.5) == pytest.approx(4.0)
+
+    engine = object.__new__(BaselineEngine)
+    engine.received = 4 * 16000
+    words = [("so", 1.0, 1.6, 0.9), ("yes", 1.6, 3.0, 0.9)]
+    for grow, expected in ((0.0, words), (2.0, [("so", 1.0, 2.4, 0.9), ("yes", 1.6, 3.0, 0.9)]),
+                           (0.3, [("so", 1.0, 1.9, 0.9), ("yes", 1.6, 3.0, 0.9)])):
+        engine.config = BaselineConfig(overlap_grow=grow)
+        out = engine._grow_runs(words, [0, 1], grid)
+        assert [w[0] for w in out] == ["so", "yes"]
+        assert np.allclose([w[1:] for w in out], [w[1:] for w in expected])
+    # a run of two words of one speaker: only its outer edges move
+    engine.config = BaselineConfig(overlap_grow=2.0)
+    out = engine._grow_runs([("a", 0.5, 1.0, 1.0), ("b", 1.0, 1.6, 1.0), ("c", 1.6, 3.0, 1.0)],
+                            [0, 0, 1], grid)
+    assert np.allclose([w[1:3] for w in out], [(0.5, 1.0), (1.0, 2.4), (1.6, 3.0)])

@@ -101,6 +101,13 @@ class BaselineConfig:
     # and finds speech better with them than with the diarization windows; 0: those).
     speech_window: float = 10.0
     speech_step: float = 2.0
+    # Overlapping speech: the first and last word of each run of one speaker's words
+    # stretch, past the words of other speakers, over the cells where the grid says that
+    # speaker is active, at most this many s per side (0: off). Words of two speakers then
+    # overlap in time where their speech does; Whisper gives one word stream, so without
+    # this a hypothesis never holds two speakers at once.
+    overlap_grow: float = 2.0
+    grow_overlap_only: bool = True  # ... only where another speaker is active too
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -387,7 +394,7 @@ class BaselineEngine(Engine):
         if not words and not turn.partials_sent:
             return []  # nothing recognised and nothing announced: no turn
         self.next_order = turn.order + 1
-        speakers = label = None
+        speakers = label = grid = None
         if self.diarize:
             grid = (self._reclustered_grid(words[0][1]) if self.config.live_recluster and words
                     else self.grid)
@@ -398,6 +405,9 @@ class BaselineEngine(Engine):
             label = self._turn_embedding_speaker(words)
             speakers = [label] * len(words)
         unknown = self.diarize and (label is None or span < self.config.unknown_below)
+        self.turn_words[turn.order] = [(w[1], w[2]) for w in words]
+        if self.diarize and not unknown:
+            words = self._grow_runs(words, speakers, grid)
         messages = []
         variants = [False, True] if self.params.format_turns else [False]
         for formatted in variants:
@@ -414,7 +424,6 @@ class BaselineEngine(Engine):
                 message["speaker_label"] = "UNKNOWN" if unknown else self._letter_of(label, msg_words)
             messages.append(message)
         self.final_turns[turn.order] = messages[-1]
-        self.turn_words[turn.order] = [(w[1], w[2]) for w in words]
         return messages
 
     def _speech_mask(self, start: float, end: float) -> np.ndarray:
@@ -662,6 +671,33 @@ class BaselineEngine(Engine):
                         speakers[i] = runs[r - 1][2]
         return speakers
 
+    def _grow_runs(self, words: list[tuple], speakers: list, grid: SpeakerGrid | None) -> list[tuple]:
+        """Words with each same-speaker run's outer edges stretched over the grid activity
+        of its speaker (``overlap_grow``), past other speakers' words."""
+        limit = self.config.overlap_grow
+        if limit <= 0 or grid is None or not words or speakers is None:
+            return words
+        out = list(words)
+        end_of_audio = self.received / SAMPLE_RATE
+        i = 0
+        while i < len(out):
+            j = i
+            while j + 1 < len(out) and speakers[j + 1] == speakers[i]:
+                j += 1
+            g = speakers[i]
+            if isinstance(g, (int, np.integer)):
+                text, start, end, prob = out[i]
+                start = min(start, grid.active_until(int(g), start, -1, limit, self.config.speaker_threshold,
+                                                     self.config.grow_overlap_only))
+                out[i] = (text, max(0.0, start), end, prob)
+                text, start, end, prob = out[j]
+                end = max(end, grid.active_until(int(g), end, 1, min(limit, end_of_audio - end),
+                                                 self.config.speaker_threshold,
+                                                 self.config.grow_overlap_only))
+                out[j] = (text, start, end, prob)
+            i = j + 1
+        return out
+
     def _turn_embedding_speaker(self, words: list[tuple]):
         """No window saw a speaker over this turn: embed the turn itself (its last 3 s)
         and take the closest global speaker, or start one."""
@@ -810,13 +846,17 @@ class BaselineEngine(Engine):
             label = self._turn_speaker(words, speakers)
             if label is None:
                 continue
+            grown = self._grow_runs(words, speakers, self.grid)
             new_words = [dict(w) for w in old["words"]]
-            for w, s in zip(new_words, speakers):
+            for w, s, g in zip(new_words, speakers, grown):
                 if s is not None:
                     w["speaker"] = s
+                if self.config.overlap_grow > 0:
+                    w["start"], w["end"] = int(round(g[1] * 1000)), int(round(max(g[2], g[1]) * 1000))
             new_label = self._letter_of(label, new_words)
             if new_label != old.get("speaker_label") or any(
-                    a.get("speaker") != b.get("speaker") for a, b in zip(new_words, old["words"])):
+                    (a.get("speaker"), a["start"], a["end"]) != (b.get("speaker"), b["start"], b["end"])
+                    for a, b in zip(new_words, old["words"])):
                 revisions.append({"turn_order": order, "speaker_label": new_label, "words": new_words})
         if not revisions:
             return []
