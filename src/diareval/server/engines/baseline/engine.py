@@ -24,8 +24,11 @@ of the session so far, as the revision below does; partial Turns use the online
 mapping), the Turn the speaker with most word time; labels "A", "B", ... are given in order of first
 appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
 extents are stretched over the speech (VAD or segmentation) next to them, since
-Whisper's alignment makes words too short. At the end of the stream every local
-speaker embedding of the session is re-clustered at once (``revise_offline``; else
+Whisper's alignment makes words too short; then the outer words of each run of one
+speaker's words stretch further, past other speakers' words, over the cells where the
+grid has that speaker and another one active at once (``overlap_grow``): Whisper gives
+one word stream, and this is how the words come to hold overlapped speech. At the end
+of the stream every local speaker embedding of the session is re-clustered at once (``revise_offline``; else
 the windows are re-mapped with the final centroids), each word takes, among the
 speakers active over its span, the one the windows' embeddings place there
 (``grid.SpeakerGrid.speaker_at``), and a SpeakerRevision lists the turns whose
@@ -108,6 +111,7 @@ class BaselineConfig:
     # this a hypothesis never holds two speakers at once.
     overlap_grow: float = 2.0
     grow_overlap_only: bool = True  # ... only where another speaker is active too
+    grow_threshold: float = 0.5  # mean activity (of both) that counts as speaking there
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -687,12 +691,12 @@ class BaselineEngine(Engine):
             g = speakers[i]
             if isinstance(g, (int, np.integer)):
                 text, start, end, prob = out[i]
-                start = min(start, grid.active_until(int(g), start, -1, limit, self.config.speaker_threshold,
+                start = min(start, grid.active_until(int(g), start, -1, limit, self.config.grow_threshold,
                                                      self.config.grow_overlap_only))
                 out[i] = (text, max(0.0, start), end, prob)
                 text, start, end, prob = out[j]
                 end = max(end, grid.active_until(int(g), end, 1, min(limit, end_of_audio - end),
-                                                 self.config.speaker_threshold,
+                                                 self.config.grow_threshold,
                                                  self.config.grow_overlap_only))
                 out[j] = (text, start, end, prob)
             i = j + 1
@@ -854,6 +858,8 @@ class BaselineEngine(Engine):
                 if self.config.overlap_grow > 0:
                     w["start"], w["end"] = int(round(g[1] * 1000)), int(round(max(g[2], g[1]) * 1000))
             new_label = self._letter_of(label, new_words)
+            # with overlap_grow a turn is also revised when only its runs' extents change:
+            # the revised grid sees the audio after the turn, the live one did not
             if new_label != old.get("speaker_label") or any(
                     (a.get("speaker"), a["start"], a["end"]) != (b.get("speaker"), b["start"], b["end"])
                     for a, b in zip(new_words, old["words"])):
