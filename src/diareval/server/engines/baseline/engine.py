@@ -28,11 +28,12 @@ Whisper's alignment makes words too short; then the outer words of each run of o
 speaker's words stretch further, past other speakers' words, over the cells where the
 grid has that speaker and another one active at once (``overlap_grow``): Whisper gives
 one word stream, and this is how the words come to hold overlapped speech. At the end
-of the stream every local speaker embedding of the session is re-clustered at once (``revise_offline``; else
-the windows are re-mapped with the final centroids), each word takes, among the
-speakers active over its span, the one the windows' embeddings place there
-(``grid.SpeakerGrid.speaker_at``), and a SpeakerRevision lists the turns whose
-labels changed.
+of the stream every local speaker embedding of the session is re-clustered at once
+(``revise_offline``; else the windows are re-mapped with the final centroids), each word
+takes, among the speakers active over its span, the one the windows' embeddings place
+there (``grid.SpeakerGrid.speaker_at``), and a SpeakerRevision lists the turns whose
+labels changed (or, with ``overlap_grow``, whose runs stretch differently on the
+revised grid, which has seen the audio after the turn).
 
 Time is audio time only (base.py): the same audio gives the same messages
 whatever the pace.
