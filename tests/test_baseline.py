@@ -525,3 +525,33 @@ def test_speaker_runs_stretch_over_overlapped_speech():
     out = engine._grow_runs([("a", 0.5, 1.0, 1.0), ("b", 1.0, 1.6, 1.0), ("c", 1.6, 3.0, 1.0)],
                             [0, 0, 1], grid)
     assert np.allclose([w[1:3] for w in out], [(0.5, 1.0), (1.0, 2.4), (1.6, 3.0)])
+
+
+def _hypothesis(messages, uri):
+    from diareval.score.hypothesis import hypothesis_from_log
+    from diareval.sessionlog import LogLine
+
+    return hypothesis_from_log([LogLine("recv", 0.0, 0.0, m) for m in messages], level="word",
+                               unknown="error", revisions=True, uri=uri)
+
+
+@pytest.mark.baseline
+def test_overlapped_speech_gets_words_of_two_speakers(factory, trn08, trn08_messages):
+    """trn08 (4 speakers, 30 s, much overlap): with overlap_grow (the default) the
+    hypothesis covers more of the reference's overlapped speech with two labels at once
+    than the plain word stream does, and scores a lower DER."""
+    from diareval.score.der import Conventions, der
+    from diareval.server.engines import make_engine_factory
+
+    plain = _run(make_engine_factory("baseline", overlap_grow=0)(SessionParams(speaker_labels=True)),
+                 trn08.load_audio())
+    overlap = trn08.reference.get_overlap()
+
+    def covered(messages):
+        return _hypothesis(messages, "trn08").get_overlap().crop(overlap).duration()
+
+    grown, flat = covered(trn08_messages), covered(plain)
+    assert grown >= flat + 0.5, (grown, flat)
+    scores = [der(trn08.reference, _hypothesis(m, "trn08"), trn08.uem, Conventions()).der
+              for m in (trn08_messages, plain)]
+    assert scores[0] < scores[1], scores
