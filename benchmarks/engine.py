@@ -80,7 +80,8 @@ the mixtures 0.4 is no better than 0.5 (seeds 3, 5, 13, 17, 19, 23: 0.3109 / 0.3
 0.3183), so 0.4 would be fitted to the excerpts and is not the default; ``speech_step`` 1:
 0.308 at RTF 0.131 against 0.119 (not worth it). Also tried: faster-whisper's own
 silence filter on every decode (no-speech probability > 0.6 with average log-probability
-<= -1): 0.3126 (it drops a real trn07 turn with the trn08 hallucination).
+<= -1): 0.3126 (it drops a real trn07 turn with the trn08 hallucination); embeddings only
+from frames silero also calls speech: 0.3159 (without revision 0.343).
 The labelling floor is no longer a floor with ``overlap_grow``: an oracle that labels each
 word by the reference speaker it overlaps most gives two overlapping words of two speakers
 the same label where both speak (trn09 0-6 s: both reference speakers cover every word),
