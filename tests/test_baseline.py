@@ -555,3 +555,34 @@ def test_overlapped_speech_gets_words_of_two_speakers(factory, trn08, trn08_mess
     scores = [der(trn08.reference, _hypothesis(m, "trn08"), trn08.uem, Conventions()).der
               for m in (trn08_messages, plain)]
     assert scores[0] < scores[1], scores
+
+
+def test_a_change_of_speaker_moves_to_where_the_grid_places_it():
+    """Hand-worked: speaker 0 active on 0-2 s (cells 0-99), speaker 1 on 2-4 s. Whisper's
+    alignment puts the change late: "b" (1.8-2.1) is labelled 0 and "c" (2.1-3.0) 1; the
+    activity of 0 minus 1 crosses at 2.0 s, inside the 0.3 s around their boundary, so "b"
+    ends and "c" starts at 2.0. Second case, the change early: "b" (1.6-1.9) labelled 1,
+    though its centre (1.75) is in 0's speech: it becomes 0's, and it meets "c" at 2.0."""
+    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
+    from diareval.server.engines.baseline.grid import SpeakerGrid
+
+    grid = SpeakerGrid(MAX_GLOBAL, None)
+    local = np.zeros((200, 3), np.float32)
+    local[:100, 0] = 0.9
+    local[100:, 1] = 0.9
+    grid.add(0, local, np.ones(200, np.float32), {0: 0, 1: 1}, np.zeros((200, 3), bool))
+    activity, covered = grid.mean_activity(98, 102)
+    assert covered.all() and np.allclose(activity[:, :2], [[0.9, 0], [0.9, 0], [0, 0.9], [0, 0.9]])
+    engine = object.__new__(BaselineEngine)
+    engine.config = BaselineConfig(refine_changes=0.3)
+    late = [("a", 1.0, 1.8, 1.0), ("b", 1.8, 2.1, 1.0), ("c", 2.1, 3.0, 1.0)]
+    words, speakers = engine._refine_changes(late, [0, 0, 1], grid)
+    assert speakers == [0, 0, 1]
+    assert np.allclose([w[1:3] for w in words], [(1.0, 1.8), (1.8, 2.0), (2.0, 3.0)])
+    early = [("a", 1.0, 1.6, 1.0), ("b", 1.6, 1.9, 1.0), ("c", 1.9, 3.0, 1.0)]
+    words, speakers = engine._refine_changes(early, [0, 1, 1], grid)
+    assert speakers == [0, 0, 1]
+    assert np.allclose([w[1:3] for w in words], [(1.0, 1.6), (1.6, 2.0), (2.0, 3.0)])
+    # off: nothing moves
+    engine.config = BaselineConfig(refine_changes=0.0)
+    assert engine._refine_changes(early, [0, 1, 1], grid) == (early, [0, 1, 1])

@@ -113,6 +113,7 @@ class BaselineConfig:
     overlap_grow: float = 2.0
     grow_overlap_only: bool = True  # ... only where another speaker is active too
     grow_threshold: float = 0.5  # mean activity (of both) that counts as speaking there
+    refine_changes: float = 0.3  # s around a change of speaker where the grid places it
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -404,6 +405,7 @@ class BaselineEngine(Engine):
             grid = (self._reclustered_grid(words[0][1]) if self.config.live_recluster and words
                     else self.grid)
             speakers = self._word_speakers(words, grid)
+            words, speakers = self._refine_changes(words, speakers, grid)
             label = self._turn_speaker(words, speakers)
         span = (words[-1][2] - words[0][1]) if words else 0.0
         if self.diarize and label is None and words and span >= self.config.unknown_below:
@@ -676,6 +678,42 @@ class BaselineEngine(Engine):
                         speakers[i] = runs[r - 1][2]
         return speakers
 
+    def _refine_changes(self, words: list[tuple], speakers: list, grid: SpeakerGrid):
+        """Where consecutive words change speaker (x to y), place the change where the
+        grid's activity of x and y crosses within ``refine_changes`` s of the words'
+        boundary: the words there whose centre falls on the other side change speaker,
+        and the last x word and the first y word meet at the change."""
+        margin = self.config.refine_changes
+        if margin <= 0 or len(words) < 2 or speakers is None:
+            return words, speakers
+        words, speakers = list(words), list(speakers)
+        for i in range(len(words) - 1):
+            x, y = speakers[i], speakers[i + 1]
+            if x == y or not isinstance(x, (int, np.integer)) or not isinstance(y, (int, np.integer)):
+                continue
+            boundary = (words[i][2] + words[i + 1][1]) / 2
+            c0 = max(0, int(round((boundary - margin) / GRID)))
+            c1 = int(round((boundary + margin) / GRID))
+            activity, covered = grid.mean_activity(c0, c1)
+            if c1 <= c0 or not covered.all():
+                continue
+            d = activity[:, x] - activity[:, y]  # > 0 where x is the more active
+            # split k: cells before it are x's, from it on y's; maximise the agreement
+            agreement = np.concatenate([[0.0], np.cumsum(d)]) - np.concatenate([np.cumsum(d[::-1])[::-1], [0.0]])
+            change = (c0 + int(np.argmax(agreement))) * GRID
+            lo, hi = boundary - margin, boundary + margin
+            for j in range(len(words)):
+                centre = (words[j][1] + words[j][2]) / 2
+                if lo <= centre <= hi and speakers[j] in (x, y):
+                    speakers[j] = x if centre < change else y
+            last_x = max((j for j in range(len(words)) if speakers[j] == x and words[j][1] < change), default=None)
+            if last_x is not None and last_x + 1 < len(words) and speakers[last_x + 1] == y:
+                a, b = words[last_x], words[last_x + 1]
+                if a[1] < change < b[2] and b[1] <= a[2] + 0.02:  # they meet: move the meeting point
+                    words[last_x] = (a[0], a[1], change, a[3])
+                    words[last_x + 1] = (b[0], change, b[2], b[3])
+        return words, speakers
+
     def _grow_runs(self, words: list[tuple], speakers: list, grid: SpeakerGrid | None) -> list[tuple]:
         """Words with each same-speaker run's outer edges stretched over the grid activity
         of its speaker (``overlap_grow``), past other speakers' words."""
@@ -848,6 +886,7 @@ class BaselineEngine(Engine):
             spans = self.turn_words[order]
             words = [(None, s, e, None) for s, e in spans]
             speakers = self._word_speakers(words)
+            words, speakers = self._refine_changes(words, speakers, self.grid)
             label = self._turn_speaker(words, speakers)
             if label is None:
                 continue
@@ -856,11 +895,10 @@ class BaselineEngine(Engine):
             for w, s, g in zip(new_words, speakers, grown):
                 if s is not None:
                     w["speaker"] = s
-                if self.config.overlap_grow > 0:
-                    w["start"], w["end"] = int(round(g[1] * 1000)), int(round(max(g[2], g[1]) * 1000))
+                w["start"], w["end"] = int(round(g[1] * 1000)), int(round(max(g[2], g[1]) * 1000))
             new_label = self._letter_of(label, new_words)
-            # with overlap_grow a turn is also revised when only its runs' extents change:
-            # the revised grid sees the audio after the turn, the live one did not
+            # with overlap_grow / refine_changes a turn is also revised when only its words'
+            # extents change: the revised grid sees the audio after the turn, the live one did not
             if new_label != old.get("speaker_label") or any(
                     (a.get("speaker"), a["start"], a["end"]) != (b.get("speaker"), b["start"], b["end"])
                     for a, b in zip(new_words, old["words"])):

@@ -114,6 +114,18 @@ class SpeakerGrid:
             return t
         return float(cells[run - 1] * GRID) if direction < 0 else float((cells[run - 1] + 1) * GRID)
 
+    def mean_activity(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean activity per cell of [c0, c1) and speaker (cells x speakers; 0 where no
+        window was added), and whether any window covered each cell."""
+        out = np.zeros((max(0, c1 - c0), self.n_speakers), dtype=np.float32)
+        covered = np.zeros(len(out), dtype=bool)
+        cells = np.arange(c0, c1)
+        inside = (cells >= 0) & (cells < len(self.weight))
+        w = self.weight[cells[inside]]
+        covered[inside] = w > 0
+        out[inside] = self.act[cells[inside]] / np.maximum(w, 1e-9)[:, None]
+        return out, covered
+
     def speaker_at(self, start: float, end: float):
         """The global speaker of a word over [start, end] s (see the module docstring),
         widened by 0.25 then 0.75 s if no window saw speech there; None if none did."""
