@@ -21,8 +21,10 @@ Orchestration only; the compute blocks live beside it:
 Each final word gets the global speaker most active over its span in the grid (with
 ``live_recluster``, a grid of the recent windows mapped by re-clustering every embedding
 of the session so far, as the revision below does; partial Turns use the online
-mapping), the Turn the speaker with most word time; labels "A", "B", ... are given in order of first
-appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
+mapping); where consecutive words change speaker, the change moves to where the grid's
+activity of the two speakers crosses, within ``refine_changes`` s (Whisper's word times
+are less exact than segmentation-3.0's frames); the Turn gets the speaker with most word
+time; labels "A", "B", ... are given in order of first appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
 extents are stretched over the speech (VAD or segmentation) next to them, since
 Whisper's alignment makes words too short; then the outer words of each run of one
 speaker's words stretch further, past other speakers' words, over the cells where the
