@@ -24,9 +24,9 @@ of the session so far, as the revision below does; partial Turns use the online
 mapping); where consecutive words change speaker, the change moves to where the grid's
 activity of the two speakers crosses, within ``refine_changes`` s (Whisper's word times
 are less exact than segmentation-3.0's frames); the Turn gets the speaker with most word
-time; labels "A", "B", ... are given in order of first appearance; a turn with under ``unknown_below`` s of speech is "UNKNOWN". Word
-extents are stretched over the speech (VAD or segmentation) next to them, since
-Whisper's alignment makes words too short; then the outer words of each run of one
+time; labels "A", "B", ... are given in order of first appearance; a turn with under
+``unknown_below`` s of speech is "UNKNOWN". Word extents are stretched over the speech
+(VAD or segmentation) next to them, since Whisper's alignment makes words too short; then the outer words of each run of one
 speaker's words stretch further, past other speakers' words, over the cells where the
 grid has that speaker and another one active at once (``overlap_grow``): Whisper gives
 one word stream, and this is how the words come to hold overlapped speech. At the end
@@ -34,7 +34,7 @@ of the stream every local speaker embedding of the session is re-clustered at on
 (``revise_offline``; else the windows are re-mapped with the final centroids), each word
 takes, among the speakers active over its span, the one the windows' embeddings place
 there (``grid.SpeakerGrid.speaker_at``), and a SpeakerRevision lists the turns whose
-labels changed (or, with ``overlap_grow``, whose runs stretch differently on the
+labels changed (or whose word extents do: ``overlap_grow`` and ``refine_changes`` on the
 revised grid, which has seen the audio after the turn).
 
 Time is audio time only (base.py): the same audio gives the same messages

@@ -89,31 +89,6 @@ class SpeakerGrid:
         out[inside] = (w > 0) & (self.speech[cells[inside]] >= threshold * np.maximum(w, 1e-9))
         return out
 
-    def active_until(self, speaker: int, t: float, direction: int, limit: float,
-                     threshold: float, overlap: bool = False) -> float:
-        """The time (s) up to which ``speaker`` stays active from ``t`` on, going back
-        (``direction`` -1) or forward (+1), at most ``limit`` s: the cells where its
-        mean activity over the windows is at least ``threshold`` (with ``overlap``, and
-        another speaker's too), contiguous from ``t``."""
-        n = int(round(limit / GRID))
-        if n <= 0:
-            return t
-        c = int(round(t / GRID))
-        cells = np.arange(c - 1, c - 1 - n, -1) if direction < 0 else np.arange(c, c + n)
-        cells = cells[(cells >= 0) & (cells < len(self.weight))]
-        if not len(cells):
-            return t
-        w = self.weight[cells]
-        floor = threshold * np.maximum(w, 1e-9)
-        on = (w > 0) & (self.act[cells, speaker] >= floor)
-        if overlap:
-            others = np.delete(self.act[cells], speaker, axis=1)
-            on &= (others >= floor[:, None]).any(axis=1)
-        run = len(on) if on.all() else int(np.argmin(on))
-        if run == 0:
-            return t
-        return float(cells[run - 1] * GRID) if direction < 0 else float((cells[run - 1] + 1) * GRID)
-
     def mean_activity(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean activity per cell of [c0, c1) and speaker (cells x speakers; 0 where no
         window was added), and whether any window covered each cell."""
@@ -125,6 +100,27 @@ class SpeakerGrid:
         covered[inside] = w > 0
         out[inside] = self.act[cells[inside]] / np.maximum(w, 1e-9)[:, None]
         return out, covered
+
+    def active_until(self, speaker: int, t: float, direction: int, limit: float,
+                     threshold: float, overlap: bool = False) -> float:
+        """The time (s) up to which ``speaker`` stays active from ``t`` on, going back
+        (``direction`` -1) or forward (+1), at most ``limit`` s: the cells where its
+        mean activity over the windows is at least ``threshold`` (with ``overlap``, and
+        another speaker's too), contiguous from ``t``."""
+        n, c = int(round(limit / GRID)), int(round(t / GRID))
+        c0, c1 = (max(0, c - n), c) if direction < 0 else (c, min(len(self.weight), c + n))
+        if n <= 0 or c1 <= c0:
+            return t
+        activity, covered = self.mean_activity(c0, c1)
+        on = covered & (activity[:, speaker] >= threshold)
+        if overlap:
+            on &= (np.delete(activity, speaker, axis=1) >= threshold).any(axis=1)
+        if direction < 0:
+            on = on[::-1]
+        run = len(on) if on.all() else int(np.argmin(on))
+        if run == 0:
+            return t
+        return (c - run) * GRID if direction < 0 else (c + run) * GRID
 
     def speaker_at(self, start: float, end: float):
         """The global speaker of a word over [start, end] s (see the module docstring),
