@@ -24,25 +24,26 @@ with the block's own optimal mapping and with the whole session's. A block RTF t
 would fall behind real time on long meetings; 4 concurrent sessions on 2 cores need it
 below 0.5.
 
-Recorded 2026-12-02 (session 5, with overlap_grow) on the shared 2-core machine,
-`python benchmarks/long_session.py --minutes 30` (mixture seed 21, 4 speakers):
+Recorded 2026-12-02 (session 5, with overlap_grow and refine_changes) on the shared 2-core
+machine, `python benchmarks/long_session.py --minutes 30` (mixture seed 21, 4 speakers):
 
 | audio up to (min) | RTF of the block | final turns | live re-clustering ms / final turn | peak RSS (MB) | windows kept | DER live: block / session mapping | DER revised: block / session mapping |
 |---|---|---|---|---|---|---|---|
-| 5.0 | 0.182 | 66 | 10 | 896 | 595 | 0.501 / 0.501 | 0.319 / 0.319 |
-| 10.0 | 0.185 | 66 | 40 | 921 | 1192 | 0.382 / 0.382 | 0.295 / 0.295 |
-| 15.0 | 0.181 | 71 | 48 | 929 | 1791 | 0.363 / 0.363 | 0.348 / 0.348 |
-| 20.0 | 0.197 | 74 | 60 | 931 | 2385 | 0.358 / 0.358 | 0.345 / 0.345 |
-| 25.0 | 0.184 | 61 | 65 | 950 | 2984 | 0.347 / 0.347 | 0.348 / 0.348 |
-| 30.0 | 0.198 | 65 | 76 | 1030 | 3574 | 0.369 / 0.369 | 0.353 / 0.353 |
+| 5.0 | 0.181 | 66 | 10 | 879 | 595 | 0.499 / 0.499 | 0.314 / 0.314 |
+| 10.0 | 0.191 | 66 | 42 | 911 | 1192 | 0.372 / 0.372 | 0.291 / 0.291 |
+| 15.0 | 0.182 | 71 | 50 | 927 | 1791 | 0.346 / 0.346 | 0.341 / 0.341 |
+| 20.0 | 0.208 | 74 | 66 | 934 | 2385 | 0.352 / 0.352 | 0.348 / 0.348 |
+| 25.0 | 0.211 | 61 | 77 | 949 | 2984 | 0.353 / 0.353 | 0.349 / 0.349 |
+| 30.0 | 0.191 | 65 | 72 | 1022 | 3574 | 0.369 / 0.369 | 0.352 / 0.352 |
 
-Whole session: RTF 0.188; end-of-stream revision 0.35 s CPU; DER 0.335 (without revision
-0.387). The block RTF stays flat (0.18-0.20): the session holds real time at 30 min. The
-live re-clustering grows from 10 to 76 ms per final turn (it walks every window kept to
-collect the embeddings; the tree itself is capped at 1000 points), about 1 s of CPU per
-minute of audio at 30 min: it will matter for multi-hour sessions. The labels as sent are
-poor in the first minutes (0.50 in the first 5 min) and settle near 0.36; the revision is
-what brings the early blocks down.
+Whole session: RTF 0.194; end-of-stream revision 0.42 s CPU; DER 0.332 (without revision
+0.382). (With overlap_grow alone, the run before: RTF 0.188, DER 0.335 / 0.387.) The block
+RTF stays flat (0.18-0.21): the session holds real time at 30 min. The live re-clustering
+grows from 10 to 72-77 ms per final turn (it walks every window kept to collect the
+embeddings; the tree itself is capped at 1000 points), about 1 s of CPU per minute of
+audio at 30 min: it will matter for multi-hour sessions. The labels as sent are poor in the
+first minutes (0.50 in the first 5 min) and settle near 0.35; the revision is what brings
+the early blocks down.
 """
 
 from __future__ import annotations
