@@ -26,10 +26,11 @@ activity of the two speakers crosses, within ``refine_changes`` s (Whisper's wor
 are less exact than segmentation-3.0's frames); the Turn gets the speaker with most word
 time; labels "A", "B", ... are given in order of first appearance; a turn with under
 ``unknown_below`` s of speech is "UNKNOWN". Word extents are stretched over the speech
-(VAD or segmentation) next to them, since Whisper's alignment makes words too short; then the outer words of each run of one
-speaker's words stretch further, past other speakers' words, over the cells where the
-grid has that speaker and another one active at once (``overlap_grow``): Whisper gives
-one word stream, and this is how the words come to hold overlapped speech. At the end
+(VAD or segmentation) next to them, since Whisper's alignment makes words too short;
+then the outer words of each run of one speaker's words stretch further, past other
+speakers' words, over the cells where the grid has that speaker and another one active
+at once (``overlap_grow``): Whisper gives one word stream, and this is how the words
+come to hold overlapped speech. At the end
 of the stream every local speaker embedding of the session is re-clustered at once
 (``revise_offline``; else the windows are re-mapped with the final centroids), each word
 takes, among the speakers active over its span, the one the windows' embeddings place
@@ -160,6 +161,17 @@ def _activity_summary(activity: np.ndarray) -> np.ndarray:
     clustering looks at), so long sessions do not keep every window's frames."""
     peak, mean = activity.max(axis=0), activity.mean(axis=0)
     return np.stack([peak, 2 * mean - peak]).astype(np.float32)
+
+
+def _speaker_runs(speakers: list) -> list[tuple[int, int, object]]:
+    """Maximal runs of equal consecutive speakers: (first index, last index, speaker)."""
+    runs: list[list] = []
+    for i, s in enumerate(speakers):
+        if runs and runs[-1][2] == s:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i, s])
+    return [tuple(run) for run in runs]
 
 
 def _window_cells(start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -666,12 +678,7 @@ class BaselineEngine(Engine):
         # a short run of words between two runs of one other speaker is a flicker:
         # it joins its neighbours
         if self.config.min_word_run > 0:
-            runs = []  # [first, last, speaker]
-            for i, s in enumerate(speakers):
-                if runs and runs[-1][2] == s:
-                    runs[-1][1] = i
-                else:
-                    runs.append([i, i, s])
+            runs = _speaker_runs(speakers)
             for r in range(1, len(runs) - 1):
                 first, last, s = runs[r]
                 if (runs[r - 1][2] == runs[r + 1][2]
@@ -694,16 +701,17 @@ class BaselineEngine(Engine):
             if x == y or not isinstance(x, (int, np.integer)) or not isinstance(y, (int, np.integer)):
                 continue
             boundary = (words[i][2] + words[i + 1][1]) / 2
-            c0 = max(0, int(round((boundary - margin) / GRID)))
-            c1 = int(round((boundary + margin) / GRID))
+            lo, hi = boundary - margin, boundary + margin
+            c0, c1 = max(0, int(round(lo / GRID))), int(round(hi / GRID))
+            if c1 <= c0:
+                continue
             activity, covered = grid.mean_activity(c0, c1)
-            if c1 <= c0 or not covered.all():
+            if not covered.all():
                 continue
             d = activity[:, x] - activity[:, y]  # > 0 where x is the more active
             # split k: cells before it are x's, from it on y's; maximise the agreement
             agreement = np.concatenate([[0.0], np.cumsum(d)]) - np.concatenate([np.cumsum(d[::-1])[::-1], [0.0]])
             change = (c0 + int(np.argmax(agreement))) * GRID
-            lo, hi = boundary - margin, boundary + margin
             for j in range(len(words)):
                 centre = (words[j][1] + words[j][2]) / 2
                 if lo <= centre <= hi and speakers[j] in (x, y):
@@ -724,12 +732,7 @@ class BaselineEngine(Engine):
             return words
         out = list(words)
         end_of_audio = self.received / SAMPLE_RATE
-        i = 0
-        while i < len(out):
-            j = i
-            while j + 1 < len(out) and speakers[j + 1] == speakers[i]:
-                j += 1
-            g = speakers[i]
+        for i, j, g in _speaker_runs(speakers):
             if isinstance(g, (int, np.integer)):
                 text, start, end, prob = out[i]
                 start = min(start, grid.active_until(int(g), start, -1, limit, self.config.grow_threshold,
@@ -740,7 +743,6 @@ class BaselineEngine(Engine):
                                                  self.config.grow_threshold,
                                                  self.config.grow_overlap_only))
                 out[j] = (text, start, end, prob)
-            i = j + 1
         return out
 
     def _turn_embedding_speaker(self, words: list[tuple]):
