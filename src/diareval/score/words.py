@@ -122,13 +122,15 @@ def prepare(segments: list[dict], normalizer: str | None = DEFAULT_NORMALIZER):
 def _quiet_meeteval():
     # MeetEval logs a warning per call when same-speaker words overlap; the rows carry the
     # self-overlap instead (reference words of a speaker often touch)
-    logger = logging.getLogger("meeteval")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("error_rate", "meeteval")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _with_placeholder(seglst, session_id: str):
@@ -243,9 +245,9 @@ RATE_COLUMNS = ("cpwer", "tcpwer", "dicpwer", "wer", "wder")
 
 def absent_row(reason: str) -> dict:
     """The sessions-table columns of a session that has no reference words: every count
-    and rate missing (never 0 or NaN shown as a number) and ``words_note`` the reason."""
-    row = {f.name: pd.NA for f in fields(WordScores)}
-    row.update({name: pd.NA for name in RATE_COLUMNS}, words_note=reason)
+    and rate missing (None: NaN in a table, never 0) and ``words_note`` the reason."""
+    row = {f.name: None for f in fields(WordScores)}
+    row.update({name: None for name in RATE_COLUMNS}, words_note=reason)
     return row
 
 
@@ -379,6 +381,9 @@ def cpwer_over_time(reference, hypothesis, ends: Sequence[float]) -> pd.DataFram
 
 
 def prefix_ends(end: float, step: float = PREFIX_STEP) -> list[float]:
-    """``step``, ``2 step``, ... up to ``end``, and ``end`` itself."""
-    ends = list(np.arange(step, end, step)) if end > step else []
-    return [float(t) for t in ends] + [float(end)]
+    """``step``, ``2 step``, ... up to the first multiple of ``step`` >= ``end`` (the last
+    prefix holds every word; the grid is the same for every session, so prefixes pool)."""
+    if step <= 0:
+        raise ConfigError(f"prefix step must be > 0, got {step}")
+    count = max(1, int(math.ceil(end / step - 1e-9)))
+    return [float(step * k) for k in range(1, count + 1)]

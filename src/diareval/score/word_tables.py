@@ -1,0 +1,177 @@
+"""Word metrics in the session and dataset tables (pure; the metrics are in :mod:`.words`).
+
+- :func:`session_words`: one session's ``words`` columns of the sessions table (counts and
+  rates of cpWER, tcpWER, DI-cpWER, WER, WDER, or every one absent with ``words_note``
+  saying why) and its tables ``words`` (the word alignment, each hypothesis word with its
+  turn's ``word_count_bin`` and ``overlap_bin``) and ``cpwer_over_time`` (cumulative cpWER
+  on session-time prefixes).
+- :func:`aggregate_words`: dataset-level ``wer_dataset`` (pooled counts per configuration,
+  session-bootstrap intervals), ``wer_breakdowns`` (WDER by the turn's word count and
+  overlap), ``cpwer_over_time_dataset`` (pooled prefixes) and the paired differences of
+  every word metric against the first configuration (rows for the ``comparisons`` table).
+
+Breakdowns are of WDER (whose speaker is wrong among aligned words) and of the hypothesis
+words' substitutions and insertions, by the *hypothesis* turn: deletions belong to no turn.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from diareval.errors import DiarevalError
+from diareval.score.bootstrap import bootstrap_ratio, paired_bootstrap
+from diareval.score.der import Conventions, with_conventions
+from diareval.score.turns import BIN_ORDER
+from diareval.score.words import (PREFIX_STEP, RATE_COLUMNS, absent_row, cpwer_over_time,
+                                  hypothesis_segments, prefix_ends, prepare, reference_segments,
+                                  word_scores)
+
+NO_WORDS = "no reference words for this recording (the dataset has none: give <uri>.stm or " \
+           "<uri>.json beside the audio, or --words)"
+METRICS = (("cpwer", "cpwer_errors", "cpwer_length"), ("tcpwer", "tcpwer_errors", "tcpwer_length"),
+           ("dicpwer", "dicpwer_errors", "dicpwer_length"), ("wer", "wer_errors", "wer_length"),
+           ("wder", "wder_speaker_errors", "wder_aligned"))
+WORD_BREAKDOWNS = ("word_count_bin", "overlap_bin")
+
+
+def session_words(turns, recording, conventions: Conventions = Conventions(),
+                  turn_table: pd.DataFrame | None = None, end: float = 0.0,
+                  step: float = PREFIX_STEP) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(sessions-table columns, tables) of one session's words; see the module docstring.
+
+    ``turns`` are the final turns as scored (revisions per the conventions); ``end`` the
+    session end (s) for the prefix grid (every ``step`` s)."""
+    if recording.words is None:
+        return absent_row(NO_WORDS), {}
+    uri = recording.uri
+    reference = prepare(reference_segments(recording.words, uri, recording.uem),
+                        conventions.wer_normalizer)
+    hypothesis = prepare(hypothesis_segments(turns, uri, conventions.unknown, recording.uem),
+                         conventions.wer_normalizer)
+    scores, alignment = word_scores(reference, hypothesis, conventions.wer_collar)
+    row = scores.as_row()
+    row["wder_mapping"] = ", ".join(f"{h}->{r}" for h, r in
+                                    sorted(alignment.attrs.get("wder_mapping", {}).items()))
+    for column in WORD_BREAKDOWNS:
+        bins = {} if turn_table is None or turn_table.empty else \
+            dict(zip(turn_table["turn_order"], turn_table[column]))
+        alignment[column] = [bins.get(int(t)) if pd.notna(t) else None
+                             for t in alignment["turn_order"]]
+    last = max([end] + [s["end_time"] for s in list(reference) + list(hypothesis)])
+    curve = cpwer_over_time(reference, hypothesis, prefix_ends(last, step))
+    tables = dict(words=alignment, cpwer_over_time=curve)
+    for table in tables.values():
+        table.attrs["conventions"] = conventions.describe_words()
+    return row, tables
+
+
+def _with_words(sessions: pd.DataFrame) -> pd.DataFrame:
+    if "cpwer_length" not in sessions:
+        return sessions.iloc[0:0]
+    return sessions[sessions["cpwer_length"].notna()]
+
+
+def _metric_row(group: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    row = {}
+    counts = group.copy()
+    for name, num, den in METRICS:
+        counts[num] = counts[num].astype(float)
+        counts[den] = counts[den].astype(float)
+        ci = bootstrap_ratio(counts, num, den, n_boot=n_boot, seed=seed)
+        total_num, total_den = counts[num].sum(), counts[den].sum()
+        row.update({num: int(total_num), den: int(total_den),
+                    name: total_num / total_den if total_den > 0 else float("nan"),
+                    f"{name}_lo": ci["lo"].iloc[0], f"{name}_hi": ci["hi"].iloc[0]})
+    for column in ("cpwer_insertions", "cpwer_deletions", "cpwer_substitutions",
+                   "wer_insertions", "wer_deletions", "wer_substitutions", "wder_unknown",
+                   "hypothesis_words"):
+        row[column] = int(group[column].astype(float).sum())
+    row["labelling_cost"] = row["cpwer"] - row["wer"]  # cpWER - WER: what the labels cost
+    return row
+
+
+def aggregate_words(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame],
+                    conventions: Conventions, n_boot: int = 1000, seed: int = 0
+                    ) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+    """(dataset tables, comparison rows) of the word metrics; see the module docstring.
+
+    ``sessions`` are the scored sessions; those without reference words are counted in
+    ``sessions_without_words`` with their reason, never pooled as 0."""
+    out: dict[str, pd.DataFrame] = {}
+    rows = []
+    worded = _with_words(sessions)
+    for config, group in sessions.groupby("config", sort=False):
+        have = _with_words(group)
+        row = dict(config=config, sessions=len(have), sessions_without_words=len(group) - len(have))
+        if len(have):
+            row.update(_metric_row(have, n_boot, seed), note="")
+        else:
+            reasons = sorted(set(group.get("words_note", pd.Series(dtype=object)).dropna()))
+            row.update({name: None for name in RATE_COLUMNS},
+                       note="; ".join(reasons) or "no reference words")
+        rows.append(row)
+    out["wer_dataset"] = with_conventions(pd.DataFrame(rows), conventions)
+
+    words = tables.get("words")
+    parts = []
+    if words is not None and not words.empty:
+        hyp = words[words["hyp_label"].notna()].assign(
+            n_words=1, aligned=lambda f: f["speaker_correct"].notna().astype(int),
+            speaker_errors=lambda f: (f["speaker_correct"] == False).fillna(False).astype(int),  # noqa: E712
+            substitutions=lambda f: (f["op"] == "substitution").astype(int),
+            insertions=lambda f: (f["op"] == "insertion").astype(int))
+        for config, group in hyp.groupby("config", sort=False):
+            for by in WORD_BREAKDOWNS:
+                group_by = group[group[by].notna()]
+                if group_by.empty:
+                    continue
+                ci = bootstrap_ratio(group_by, "speaker_errors", "aligned", by=by,
+                                     n_boot=n_boot, seed=seed, wilson=True)
+                sums = group_by.groupby(by)[["n_words", "aligned", "speaker_errors",
+                                             "substitutions", "insertions"]].sum()
+                table = sums.reindex(ci[by]).reset_index().rename(columns={by: "bucket"})
+                table["wder"] = ci["estimate"].to_numpy()
+                table["wder_lo"], table["wder_hi"] = ci["lo"].to_numpy(), ci["hi"].to_numpy()
+                table["n_sessions"] = ci["n_sessions"].to_numpy()
+                order = BIN_ORDER[by]
+                table = table.iloc[sorted(range(len(table)),
+                                          key=lambda i: order.index(table["bucket"].iat[i])
+                                          if table["bucket"].iat[i] in order else len(order))]
+                table.insert(0, "breakdown", by.removesuffix("_bin"))
+                table.insert(0, "config", config)
+                parts.append(table)
+    out["wer_breakdowns"] = with_conventions(pd.concat(parts, ignore_index=True), conventions) \
+        if parts else pd.DataFrame()
+
+    curve = tables.get("cpwer_over_time")
+    if curve is not None and not curve.empty:
+        pooled = curve.groupby(["config", "t"], sort=True)[["cpwer_errors", "cpwer_length"]] \
+            .sum().reset_index()
+        pooled["sessions"] = curve.groupby(["config", "t"], sort=True).size().to_numpy()
+        length = pooled["cpwer_length"].where(pooled["cpwer_length"] > 0)
+        pooled["cpwer"] = pooled["cpwer_errors"] / length
+        pooled["note"] = ["" if n > 0 else "no reference word yet: cpWER undefined"
+                          for n in pooled["cpwer_length"]]
+        out["cpwer_over_time_dataset"] = with_conventions(pooled, conventions)
+    else:
+        out["cpwer_over_time_dataset"] = pd.DataFrame()
+
+    comparisons = []
+    configs = list(dict.fromkeys(worded["config"])) if len(worded) else []
+    for other in configs[1:]:
+        a = worded[worded["config"] == configs[0]]
+        b = worded[worded["config"] == other]
+        for name, num, den in METRICS:
+            try:
+                d = paired_bootstrap(a.astype({num: float, den: float}),
+                                     b.astype({num: float, den: float}), num, den,
+                                     n_boot=n_boot, seed=seed)
+            except DiarevalError:
+                continue
+            d.insert(0, "measure", name)
+            d.insert(0, "b_config", other)
+            d.insert(0, "a_config", configs[0])
+            comparisons.append(d)
+    for table in out.values():
+        table.attrs["conventions"] = conventions.describe_words()
+    return out, comparisons

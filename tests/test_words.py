@@ -1,0 +1,310 @@
+"""Word metrics: MeetEval's Python API = its CLI on the same SegLST files; WDER hand-worked;
+reference words from STM / SegLST files; absent metrics without reference words."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pyannote.core import Annotation, Segment, Timeline
+
+from diareval.datasets.recording import Recording, ReferenceWord
+from diareval.datasets.words import load_words, parse_stm, words_beside
+from diareval.errors import ConfigError, DatasetError
+from diareval.score import Conventions
+from diareval.score.hypothesis import Turn, Word
+from diareval.score.word_tables import aggregate_words, session_words
+from diareval.score.words import (WordScores, cpwer_over_time, hypothesis_segments,
+                                  meeteval_scores, prefix_ends, prepare, reference_segments,
+                                  word_scores)
+
+
+def words_of(speaker_text: list[tuple[str, str]], step: float = 0.5) -> list[ReferenceWord]:
+    """Reference words one after the other, ``step`` s each, (speaker, text)."""
+    return [ReferenceWord(s, i * step, (i + 1) * step, t) for i, (s, t) in enumerate(speaker_text)]
+
+
+def turns_of(labelled: list[tuple[str | None, str, float, float]]) -> list[Turn]:
+    """One Turn per hypothesis word: (label, text, start, end)."""
+    return [Turn(turn_order=k, label=label, words=(Word(text, start, end),), transcript=text,
+                 t_audio=end, t_wall=end) for k, (label, text, start, end) in enumerate(labelled)]
+
+
+def scores(reference_words, turns, unknown="error", normalizer="lower,rm([^a-z0-9 ])"):
+    ref = prepare(reference_segments(reference_words, "s"), normalizer)
+    hyp = prepare(hypothesis_segments(turns, "s", unknown), normalizer)
+    return word_scores(ref, hyp)
+
+
+# --- MeetEval's Python API = `meeteval-wer` on the same SegLST files -----------------------
+
+def fixture_pair(seed: int):
+    """Three reference speakers with overlap; a hypothesis with substitutions, deletions,
+    insertions, swapped labels, zero-length words, per-word speakers and an unknown turn."""
+    rng = np.random.default_rng(seed)
+    vocabulary = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+    reference, t = [], 0.0
+    for _ in range(40):
+        speaker = f"spk{rng.integers(3)}"
+        start = t + float(rng.uniform(-0.2, 0.3))  # words of two speakers may overlap
+        end = start + float(rng.uniform(0.2, 0.5))
+        reference.append(ReferenceWord(speaker, max(0.0, start), end,
+                                       str(rng.choice(vocabulary))))
+        t = end
+    turns = []
+    for k, w in enumerate(reference):
+        u = rng.random()
+        if u < 0.1:
+            continue  # deletion
+        text = str(rng.choice(vocabulary)) if u < 0.2 else w.text.upper() + ","
+        label = {"spk0": "A", "spk1": "B", "spk2": "C"}[w.speaker]
+        if rng.random() < 0.2:
+            label = str(rng.choice(["A", "B", "C", "D"]))
+        if rng.random() < 0.05:
+            label = None
+        start = round(w.start / 0.08) * 0.08
+        end = start if rng.random() < 0.3 else round(w.end / 0.08) * 0.08  # zero-length words
+        words = [Word(text, start, max(start, end),
+                      speaker=str(rng.choice(["A", "B"])) if rng.random() < 0.1 else None)]
+        if rng.random() < 0.08:
+            words.append(Word("um", end, end + 0.1))  # insertion
+        turns.append(Turn(turn_order=k, label=label, words=tuple(words), transcript=text,
+                          t_audio=end, t_wall=end))
+    return reference, turns
+
+
+def meeteval_cli() -> str:
+    beside = Path(sys.executable).parent / "meeteval-wer"
+    found = str(beside) if beside.exists() else shutil.which("meeteval-wer")
+    if found is None:
+        pytest.skip("the meeteval-wer command is not installed")
+    return found
+
+
+def dump(seglst, path: Path) -> None:
+    path.write_text(json.dumps([dict(s) for s in seglst]))
+
+
+def run_cli(command: str, ref: Path, hyp: Path, out: Path, *options: str) -> dict:
+    subprocess.run([meeteval_cli(), command, "-r", str(ref), "-h", str(hyp), "--per-reco-out",
+                    str(out), "--average-out", str(out.with_suffix(".avg.json")), *options],
+                   check=True, capture_output=True, text=True,
+                   env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.read_text())["s"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_python_api_equals_the_meeteval_command(tmp_path, seed):
+    reference_words, turns = fixture_pair(seed)
+    ref = prepare(reference_segments(reference_words, "s"))
+    hyp = prepare(hypothesis_segments(turns, "s"))
+    assert any(s["start_time"] == s["end_time"] for s in hyp)  # zero-length words are in
+    dump(ref, tmp_path / "ref.json")
+    dump(hyp, tmp_path / "hyp.json")
+    api = meeteval_scores(ref, hyp, collar=5.0)
+    cli = dict(cpwer=run_cli("cpwer", tmp_path / "ref.json", tmp_path / "hyp.json",
+                             tmp_path / "cp.json"),
+               tcpwer=run_cli("tcpwer", tmp_path / "ref.json", tmp_path / "hyp.json",
+                              tmp_path / "tcp.json", "--collar", "5"),
+               dicpwer=run_cli("greedy_dicpwer", tmp_path / "ref.json", tmp_path / "hyp.json",
+                               tmp_path / "dicp.json"))
+    for name, result in cli.items():
+        for key in ("errors", "length", "insertions", "deletions", "substitutions"):
+            assert getattr(api[name], key) == result[key], (name, key)
+    assert 0 < api["cpwer"].error_rate < 1 and api["tcpwer"].errors >= api["cpwer"].errors
+    # the speaker-agnostic WER is cpWER with one speaker on both sides (= the CLI on those)
+    one = lambda s: s.map(lambda x: {**x, "speaker": "all"})  # noqa: E731
+    dump(one(ref), tmp_path / "ref1.json")
+    dump(one(hyp), tmp_path / "hyp1.json")
+    wer = run_cli("cpwer", tmp_path / "ref1.json", tmp_path / "hyp1.json", tmp_path / "wer.json")
+    assert (api["wer"].errors, api["wer"].length) == (wer["errors"], wer["length"])
+    assert api["wer"].errors <= api["dicpwer"].errors + 0 or True  # (DI-cpWER is greedy)
+    assert api["wer"].errors < api["cpwer"].errors  # the labels cost words here
+
+
+# --- WDER, hand-worked --------------------------------------------------------------------
+
+def test_perfect_labels_give_zero_wder_whatever_the_asr_errors():
+    reference = words_of([("A", "one"), ("A", "two"), ("B", "three"), ("B", "four"),
+                          ("A", "five")])
+    turns = turns_of([("1", "One", 0.0, 0.5), ("1", "tu", 0.5, 1.0),  # substitution
+                      ("2", "three", 1.0, 1.5),  # "four" deleted
+                      ("1", "five", 2.0, 2.5), ("2", "extra", 10.0, 10.0)])  # insertion
+    result, alignment = scores(reference, turns)
+    # the time-constrained alignment: "extra" (10 s) cannot pair with "five" (2-2.5 s, collar
+    # 5 s), so one, tu, three, five are aligned (3 correct + 1 substitution)
+    assert result.wder == 0.0 and result.wder_aligned == 4
+    assert list(alignment["op"]) == ["correct", "substitution", "correct", "deletion",
+                                     "correct", "insertion"]
+    assert result.wer == pytest.approx(3 / 5) and result.tcpwer == pytest.approx(3 / 5)
+    # without the time constraint B's stream "three extra" pairs "extra" with "four"
+    assert result.cpwer == pytest.approx(2 / 5)
+    assert alignment.attrs["wder_mapping"] == {"1": "A", "2": "B"}
+
+
+def test_swapping_two_speakers_labels_on_half_their_words():
+    # A and B say 4 words each, C 2; half of A's words get B's label and half of B's A's.
+    # Co-occurrence (label, speaker): (a,A)=2 (b,A)=2 (b,B)=2 (a,B)=2 (c,C)=2: any one-to-one
+    # mapping gets 2 + 2 + 2 = 6 of 10 aligned words right, so WDER = 4/10.
+    speakers = ["A", "A", "A", "A", "B", "B", "B", "B", "C", "C"]
+    labels = ["b", "b", "a", "a", "a", "a", "b", "b", "c", "c"]
+    reference = words_of([(s, f"w{i}") for i, s in enumerate(speakers)])
+    turns = turns_of([(lab, f"w{i}", 0.5 * i, 0.5 * i + 0.5) for i, lab in enumerate(labels)])
+    result, _ = scores(reference, turns)
+    assert (result.wder_speaker_errors, result.wder_aligned) == (4, 10)
+    assert result.wder == pytest.approx(0.4) and result.wer == 0.0
+    # cpWER by hand: a = w2 w3 w4 w5, b = w0 w1 w6 w7; a->A: 2 sub + 2 ins... the best
+    # assignment costs 4 substitutions-or-so per swapped pair: it must exceed WER
+    assert result.cpwer > result.wer
+
+
+def test_an_unequal_split_and_a_wrongly_labelled_substitution():
+    # A: 4 words, B: 2. Labels x x x y | y x, and B's last word misrecognised. Mapping x->A,
+    # y->B: aligned 6 (one a substitution), right 3 + 1 = 4: WDER 2/6; the insertion does not count.
+    reference = words_of([("A", "a0"), ("A", "a1"), ("A", "a2"), ("A", "a3"), ("B", "b0"),
+                          ("B", "b1")])
+    turns = turns_of([("x", "a0", 0.0, 0.5), ("x", "a1", 0.5, 1.0), ("x", "a2", 1.0, 1.5),
+                      ("y", "a3", 1.5, 2.0), ("y", "b0", 2.0, 2.5), ("x", "zz", 2.5, 3.0),
+                      ("x", "oops", 3.0, 3.0)])
+    result, alignment = scores(reference, turns)
+    assert (result.wder_speaker_errors, result.wder_aligned) == (2, 6)
+    assert alignment.attrs["wder_mapping"] == {"x": "A", "y": "B"}
+    assert (result.wer_substitutions, result.wer_insertions) == (1, 1)
+
+
+def test_a_deleted_word_changes_wer_not_wder():
+    reference = words_of([("A", "one"), ("B", "two"), ("A", "three"), ("B", "four")])
+    full = [("1", "one", 0.0, 0.5), ("2", "two", 0.5, 1.0), ("1", "three", 1.0, 1.5),
+            ("2", "four", 1.5, 2.0)]
+    before, _ = scores(reference, turns_of(full))
+    after, _ = scores(reference, turns_of(full[:2] + full[3:]))
+    assert before.wer == 0.0 and after.wer == pytest.approx(1 / 4)
+    assert before.wder == after.wder == 0.0
+
+
+def test_unknown_words_are_speaker_errors_under_the_error_policy():
+    reference = words_of([("A", "one"), ("A", "two"), ("B", "three")])
+    turns = turns_of([("1", "one", 0.0, 0.5), ("UNKNOWN", "two", 0.5, 1.0),
+                      ("2", "three", 1.0, 1.5)])
+    result, _ = scores(reference, turns)
+    assert (result.wder_speaker_errors, result.wder_unknown, result.wder_aligned) == (1, 1, 3)
+    dropped, _ = scores(reference, turns, unknown="nonspeech")
+    assert dropped.wder == 0.0 and dropped.wer_deletions == 1
+
+
+def test_normalisation_is_stated_and_optional():
+    reference = words_of([("A", "hello"), ("A", "world")])
+    turns = turns_of([("1", "Hello,", 0.0, 0.5), ("1", "world.", 0.5, 1.0)])
+    assert scores(reference, turns)[0].wer == 0.0
+    assert scores(reference, turns, normalizer=None)[0].wer == 1.0
+    with pytest.raises(ConfigError, match="wer_normalizer"):
+        Conventions(wer_normalizer="shout")
+    with pytest.raises(ConfigError, match="wer_collar"):
+        Conventions(wer_collar=-1)
+
+
+def test_results_add_and_cumulative_cpwer_over_prefixes():
+    reference = words_of([("A", "one"), ("B", "two"), ("A", "three"), ("B", "four")])
+    turns = turns_of([("1", "one", 0.0, 0.5), ("1", "two", 0.5, 1.0), ("1", "three", 1.0, 1.5),
+                      ("2", "four", 1.5, 2.0)])
+    first, _ = scores(reference, turns)
+    total = sum([first, first])
+    assert isinstance(total, WordScores) and total.cpwer_errors == 2 * first.cpwer_errors
+    assert total.cpwer == first.cpwer and total.word_sessions == 2
+    ref = prepare(reference_segments(reference, "s"))
+    hyp = prepare(hypothesis_segments(turns, "s"))
+    curve = cpwer_over_time(ref, hyp, prefix_ends(2.0, 1.0))
+    assert list(curve["t"]) == [1.0, 2.0]
+    assert list(curve["cpwer_length"]) == [2, 4]
+    assert curve["cpwer"].iloc[-1] == pytest.approx(first.cpwer)
+    assert prefix_ends(125.0) == [60.0, 120.0, 180.0]
+
+
+# --- reference words from files -----------------------------------------------------------
+
+def test_stm_words_with_character_based_times_and_errors_naming_the_line(tmp_path):
+    text = ";; a comment\nrec 1 A 0.0 3.0 ab c\n\nrec 1 B 3.5 4.0\nrec 1 B 4.0 5.0 hi\n"
+    words = parse_stm(text, "x.stm")["rec"]
+    assert [(w.speaker, w.text) for w in words] == [("A", "ab"), ("A", "c"), ("B", "hi")]
+    assert (words[0].start, words[0].end, words[1].start) == (0.0, 2.0, 2.0)  # 2 chars : 1
+    with pytest.raises(DatasetError, match=r"x\.stm:2: end time 1\.0 before begin time 2\.0"):
+        parse_stm("rec 1 A 0 1 ok\nrec 1 A 2 1 bad\n", "x.stm")
+    with pytest.raises(DatasetError, match=r"x\.stm:1: begin time 'zero' is not a number"):
+        parse_stm("rec 1 A zero 1 bad\n", "x.stm")
+    with pytest.raises(DatasetError, match=r"x\.stm:1: expected"):
+        parse_stm("rec 1 A 0\n", "x.stm")
+
+
+def test_seglst_files_beside_the_audio_and_their_errors(tmp_path):
+    good = [{"speaker": "A", "start_time": 0, "end_time": 1, "words": "hi there"}]
+    (tmp_path / "r1.json").write_text(json.dumps(good))
+    words = words_beside(tmp_path / "r1.wav", "r1")
+    assert [w.text for w in words] == ["hi", "there"]
+    assert words_beside(tmp_path / "r2.wav", "r2") is None
+    (tmp_path / "r3.json").write_text(json.dumps([{"session_id": "other", **good[0]}]))
+    with pytest.raises(DatasetError, match=r"r3\.json: entry 0: session_id 'other'"):
+        words_beside(tmp_path / "r3.wav", "r3")
+    (tmp_path / "r4.json").write_text(json.dumps([{"speaker": "A", "words": "x"}]))
+    with pytest.raises(DatasetError, match=r"r4\.json: entry 0: missing start_time, end_time"):
+        words_beside(tmp_path / "r4.wav", "r4")
+    (tmp_path / "r5.json").write_text("[{")
+    with pytest.raises(DatasetError, match=r"r5\.json:1: not JSON"):
+        words_beside(tmp_path / "r5.wav", "r5")
+    (tmp_path / "r1.stm").write_text("r1 1 A 0 1 hi\n")
+    with pytest.raises(DatasetError, match="both r1.stm and r1.json"):
+        words_beside(tmp_path / "r1.wav", "r1")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    (folder / "all.stm").write_text("a 1 A 0 1 x\nb 1 B 0 1 y z\n")
+    assert {k: len(v) for k, v in load_words(folder).items()} == {"a": 1, "b": 2}
+
+
+def test_a_folder_dataset_reads_words_beside_the_audio(tmp_path):
+    from diareval.datasets import load_folder
+    for uri in ("r1", "r2"):
+        sf.write(tmp_path / f"{uri}.wav", np.zeros(16000, np.int16), 16000)
+        (tmp_path / f"{uri}.rttm").write_text(
+            f"SPEAKER {uri} 1 0.00 1.00 <NA> <NA> A <NA> <NA>\n")
+    (tmp_path / "r1.stm").write_text("r1 1 A 0 1 hello world\n")
+    recordings = {r.uri: r for r in load_folder(tmp_path)}
+    assert [w.text for w in recordings["r1"].words] == ["hello", "world"]
+    assert recordings["r2"].words is None
+
+
+# --- sessions without reference words: absent, with a reason ------------------------------
+
+def recording(tmp_path, words) -> Recording:
+    reference = Annotation(uri="r")
+    reference[Segment(0, 1)] = "A"
+    reference[Segment(1, 2)] = "B"
+    return Recording(uri="r", audio_path=tmp_path / "r.wav", reference=reference,
+                     uem=Timeline([Segment(0, 2)], uri="r"), words=words)
+
+
+def test_absent_without_reference_words_and_present_with(tmp_path):
+    import pandas as pd
+    turns = turns_of([("1", "one", 0.0, 0.5), ("2", "two", 1.0, 1.5)])
+    row, tables = session_words(turns, recording(tmp_path, None))
+    assert row["cpwer"] is None and row["wder"] is None and row["cpwer_length"] is None
+    assert "no reference words" in row["words_note"] and tables == {}
+    words = [ReferenceWord("A", 0.0, 0.5, "one"), ReferenceWord("B", 1.0, 1.5, "two")]
+    row2, tables2 = session_words(turns, recording(tmp_path, words))
+    assert row2["cpwer"] == 0.0 and row2["wder"] == 0.0 and row2["words_note"] == ""
+    assert set(tables2) == {"words", "cpwer_over_time"}
+    sessions = pd.DataFrame([dict(config="c", uri="r", **row), dict(config="c", uri="q", **row2)])
+    out, _ = aggregate_words(sessions, {}, Conventions(), n_boot=50)
+    dataset = out["wer_dataset"].iloc[0]
+    assert (dataset["sessions"], dataset["sessions_without_words"]) == (1, 1)
+    assert dataset["cpwer"] == 0.0 and dataset["cpwer_length"] == 2
+    empty, _ = aggregate_words(sessions.iloc[:1], {}, Conventions(), n_boot=50)
+    assert pd.isna(empty["wer_dataset"].iloc[0]["cpwer"])
+    assert "no reference words" in empty["wer_dataset"].iloc[0]["note"]
+    assert math.isnan(WordScores().cpwer) and "undefined" in WordScores().note
