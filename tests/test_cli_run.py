@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +104,10 @@ def test_default_dataset_is_generated_and_run_scores_it(tmp_path):
     # the server identified the generated audio (same options), so the oracle's turns are
     # labelled; the scorer loaded the same recording: a DER line with a real number
     assert f"{CONFIG}: DER " in proc.stdout
+    # generated conversations have reference words: cpWER beside DER, and the word columns
+    [der_line] = [line for line in proc.stdout.splitlines() if line.startswith(f"{CONFIG}: DER ")]
+    assert re.search(r"; cpWER \d+\.\d\d%$", der_line), der_line
+    assert re.search(r"cpWER%\s+tcpWER%\s+WDER%\s+WER%", proc.stdout), proc.stdout
     der = json.loads((tmp_path / "run/scores/conventions.json").read_text())
     assert der  # the conventions travel with the tables
     sessions = (tmp_path / "run/scores/sessions.csv").read_text().splitlines()

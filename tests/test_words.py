@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -226,6 +227,7 @@ def test_results_add_and_cumulative_cpwer_over_prefixes():
     assert list(curve["cpwer_length"]) == [2, 4]
     assert curve["cpwer"].iloc[-1] == pytest.approx(first.cpwer)
     assert prefix_ends(125.0) == [60.0, 120.0, 180.0]
+    assert prefix_ends(1300.0)[8:] == [540.0, 600.0, 900.0, 1200.0, 1500.0]
 
 
 # --- reference words from files -----------------------------------------------------------
@@ -298,7 +300,7 @@ def test_absent_without_reference_words_and_present_with(tmp_path):
     words = [ReferenceWord("A", 0.0, 0.5, "one"), ReferenceWord("B", 1.0, 1.5, "two")]
     row2, tables2 = session_words(turns, recording(tmp_path, words))
     assert row2["cpwer"] == 0.0 and row2["wder"] == 0.0 and row2["words_note"] == ""
-    assert set(tables2) == {"words", "cpwer_over_time"}
+    assert set(tables2) == {"word_alignment", "cpwer_over_time"}
     sessions = pd.DataFrame([dict(config="c", uri="r", **row), dict(config="c", uri="q", **row2)])
     out, _ = aggregate_words(sessions, {}, Conventions(), n_boot=50)
     dataset = out["wer_dataset"].iloc[0]
@@ -308,3 +310,135 @@ def test_absent_without_reference_words_and_present_with(tmp_path):
     assert pd.isna(empty["wer_dataset"].iloc[0]["cpwer"])
     assert "no reference words" in empty["wer_dataset"].iloc[0]["note"]
     assert math.isnan(WordScores().cpwer) and "undefined" in WordScores().note
+
+
+# --- score_run: columns, dataset rows, comparisons, --words -------------------------------
+
+def with_words(rec: Recording, rng) -> Recording:
+    """Reference words spread over every reference segment (2.5 words per second)."""
+    from dataclasses import replace
+    words = []
+    for segment, _, speaker in rec.reference.itertracks(yield_label=True):
+        n = max(1, int(round(segment.duration * 2.5)))
+        edges = np.linspace(segment.start, segment.end, n + 1)
+        words += [ReferenceWord(speaker, float(a), float(b), f"w{rng.integers(50)}")
+                  for a, b in zip(edges[:-1], edges[1:])]
+    return replace(rec, words=sorted(words, key=lambda w: w.start))
+
+
+@pytest.fixture(scope="module")
+def word_run(tmp_path_factory):
+    from test_score_run import make_recording, stream_oracle
+
+    from diareval.server.engines.base import SessionParams
+    from diareval.server.engines.oracle import OracleConfig, make_oracle_factory
+    root = tmp_path_factory.mktemp("wordrun")
+    (root / "audio").mkdir()
+    rng = np.random.default_rng(5)
+    recordings = [with_words(make_recording(root / "audio", f"r{i}", 40.0, 10 + i), rng)
+                  for i in range(3)]
+    recordings.append(make_recording(root / "audio", "r3", 40.0, 13))  # no reference words
+    configs = {"perfect": OracleConfig.uniform(0.0, p_unknown_short=0.0, seed=1),
+               "noisy": OracleConfig.uniform(0.3, seed=1)}
+    for config, oracle in configs.items():
+        factory = make_oracle_factory(recordings, oracle)
+        folder = root / "sessions" / config
+        folder.mkdir(parents=True)
+        for rec in recordings:
+            stream_oracle(factory, rec, folder / f"{rec.uri}.jsonl",
+                          SessionParams(speaker_labels=True))
+            (folder / f"{rec.uri}.json").write_text(json.dumps({"status": "complete"}))
+    (root / "run.json").write_text(json.dumps({"configurations": [{"name": c} for c in configs]}))
+    # the same recordings as a folder dataset: RTTM beside the audio, words as <uri>.stm
+    from diareval.datasets.rttm import format_rttm
+    for rec in recordings:
+        (root / "audio" / f"{rec.uri}.rttm").write_text(format_rttm(rec.reference, rec.uri))
+        if rec.words is not None:
+            (root / "audio" / f"{rec.uri}.stm").write_text("".join(
+                f"{rec.uri} 1 {w.speaker} {w.start!r} {w.end!r} {w.text}\n" for w in rec.words))
+    return root, recordings
+
+
+def test_score_run_has_word_columns_dataset_rows_and_paired_differences(word_run):
+    from diareval.score import score_run
+    root, recordings = word_run
+    scores = score_run(root, recordings=recordings, n_boot=100)
+    sessions = scores.sessions.set_index(["config", "uri"])
+    perfect = sessions.loc["perfect"]
+    assert (perfect.loc[["r0", "r1", "r2"], ["wer", "cpwer", "wder"]] == 0).all().all()
+    assert perfect.loc["r3", "words_note"].startswith("no reference words")
+    assert math.isnan(perfect.loc["r3", "cpwer"])  # absent, with the reason beside it
+    noisy = sessions.loc["noisy"].loc[["r0", "r1", "r2"]]
+    assert (noisy["wder"] > 0).all() and (noisy["cpwer"] >= noisy["wer"]).all()
+    dataset = scores.wer_dataset.set_index("config")
+    assert dataset.loc["noisy", "sessions"] == 3
+    assert dataset.loc["noisy", "sessions_without_words"] == 1
+    pooled = noisy["cpwer_errors"].sum() / noisy["cpwer_length"].sum()
+    assert dataset.loc["noisy", "cpwer"] == pytest.approx(pooled)
+    assert dataset.loc["noisy", "cpwer_lo"] <= pooled <= dataset.loc["noisy", "cpwer_hi"]
+    assert set(scores.wer_breakdowns["breakdown"]) == {"word_count", "overlap"}
+    wder = scores.comparisons[scores.comparisons["measure"] == "wder"].iloc[0]
+    assert (wder["a_config"], wder["b_config"]) == ("perfect", "noisy")
+    assert wder["difference"] == pytest.approx(dataset.loc["noisy", "wder"])
+    curve = scores.cpwer_over_time_dataset
+    last = curve[curve["config"] == "noisy"].iloc[-1]
+    assert last["cpwer_errors"] == noisy["cpwer_errors"].sum()
+    assert (root / "scores" / "wer_dataset.parquet").exists()
+    for name in ("word_alignment", "cpwer_over_time", "wer_dataset", "wer_breakdowns"):
+        assert "conv_wer_normalizer" in getattr(scores, name).columns, name
+
+
+def test_score_run_words_file_gives_words_to_a_recording_without(word_run, tmp_path):
+    from diareval.score import score_run
+    root, recordings = word_run
+    text = "".join(f"r3 1 {w.speaker} {w.start} {w.end} {w.text}\n"
+                   for w in with_words(recordings[3], np.random.default_rng(1)).words)
+    (tmp_path / "r3.stm").write_text(text)
+    scores = score_run(root, recordings=recordings, n_boot=20, write=False,
+                       words=tmp_path / "r3.stm")
+    row = scores.sessions.set_index(["config", "uri"]).loc[("perfect", "r3")]
+    assert row["words_note"] == "" and row["wer"] > 0  # the oracle said other words
+    (tmp_path / "x.stm").write_text("nobody 1 A 0 1 hi\n")
+    with pytest.raises(DatasetError, match="name none of the recordings"):
+        score_run(root, recordings=recordings, n_boot=20, write=False, words=tmp_path / "x.stm")
+
+
+def test_score_command_prints_word_columns_or_why_not(word_run, capsys):
+    from diareval.cli import main as cli_main
+    root, _ = word_run
+    assert cli_main(["score", str(root), "--dataset", str(root / "audio"), "--no-figures",
+                     "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"cpWER%\s+tcpWER%\s+WDER%\s+WER%\s+sessions", out), out
+    assert "3 (+1 without words)" in out and "; cpWER " in out
+    api = score_run_folder(root)
+    noisy = api.wer_dataset.set_index("config").loc["noisy"]
+    assert f"{100 * noisy['cpwer']:6.2f}" in out
+    for path in (root / "audio").glob("*.stm"):
+        path.rename(path.with_suffix(".stm.off"))
+    try:
+        assert cli_main(["score", str(root), "--dataset", str(root / "audio"), "--no-figures",
+                         "--n-boot", "20"]) == 0
+    finally:
+        for path in (root / "audio").glob("*.stm.off"):
+            path.rename(path.with_suffix(""))
+    out = capsys.readouterr().out
+    assert "word metrics absent: no reference words" in out and "cpWER%" not in out
+    assert "; cpWER" not in out
+
+
+def score_run_folder(root):
+    from diareval.score import score_run
+    return score_run(root, dataset=str(root / "audio"), n_boot=20, write=False)
+
+
+def test_words_with_an_rttm_hypothesis_is_refused(tmp_path):
+    import argparse
+
+    from diareval.cli.score import add_parser, main
+    (tmp_path / "r.rttm").write_text("SPEAKER r 1 0.00 1.00 <NA> <NA> A <NA> <NA>\n")
+    args = add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(
+        ["--ref", str(tmp_path / "r.rttm"), "--hyp", str(tmp_path / "r.rttm"), "--words",
+         str(tmp_path / "w.stm")])
+    with pytest.raises(ConfigError, match="an RTTM hypothesis has none"):
+        main(args)

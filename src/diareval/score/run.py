@@ -28,6 +28,7 @@ from diareval.score.latency import speaker_count_by_setting
 from diareval.score.results import RunScores
 from diareval.score.session import score_session
 from diareval.score.turns import BIN_ORDER, turn_counts
+from diareval.score.word_tables import aggregate_words, with_reference_words
 from diareval.sessionlog import read_session_log
 
 _ATTEMPT = re.compile(r"\.attempt\d+$")
@@ -88,11 +89,12 @@ def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
 def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), recordings=None,
               dataset: str | None = None, step: float = 1.0, window: float = 60.0,
               window_step: float = 10.0, n_boot: int = 1000, seed: int = 0,
-              write: bool = True) -> RunScores:
+              write: bool = True, words: str | Path | None = None) -> RunScores:
     """Score every complete session of a run; return (and by default write) its tables
     as a :class:`~diareval.score.results.RunScores`.
 
-    ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset.
+    ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset;
+    ``words`` (an STM / SegLST file or folder, CLI ``--words``) the recordings' reference words.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -102,6 +104,8 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
     if not sessions:
         raise DiarevalError(f"{run_dir}: no sessions (expected sessions/<config>/<uri>.jsonl)")
     catalog = _load_recordings(run, recordings, dataset, run_dir)
+    if words is not None:
+        catalog = with_reference_words(catalog, words)
     settings = _config_settings(run)
     if conventions.uem == Conventions().uem:
         # say where the scored region came from when every recording agrees
@@ -295,6 +299,11 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
                     d.insert(0, "b_config", other)
                     d.insert(0, "a_config", base_config)
                     comparisons.append(d)
+    # who said what: wer_dataset, wer_breakdowns, cpwer_over_time_dataset, paired differences
+    word_tables, word_comparisons = aggregate_words(scored, tables, conventions, n_boot=n_boot,
+                                                    seed=seed)
+    out.update(word_tables)
+    comparisons += word_comparisons
     out["comparisons"] = with_conventions(pd.concat(comparisons, ignore_index=True),
                                           conventions) if comparisons else pd.DataFrame()
     return out

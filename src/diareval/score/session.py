@@ -46,7 +46,7 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
 
     Tables: ``der_over_time`` (step ``step``), ``der_windows``, ``der_by_region``, ``turns``,
     ``reference_segments``, ``latency``, ``speaker_counts`` and, when the recording has
-    reference words, ``words`` and ``cpwer_over_time``. The summary row holds the
+    reference words, ``word_alignment`` and ``cpwer_over_time``. The summary row holds the
     DER components (with the other revision setting too: ``der_revisions_ignored`` or
     ``der_revisions_applied``), JER, stability, latency, speaker counts, unknown rate, and
     the word metrics (:mod:`diareval.score.word_tables`; absent with ``words_note``).

@@ -2,7 +2,7 @@
 
 - :func:`session_words`: one session's ``words`` columns of the sessions table (counts and
   rates of cpWER, tcpWER, DI-cpWER, WER, WDER, or every one absent with ``words_note``
-  saying why) and its tables ``words`` (the word alignment, each hypothesis word with its
+  saying why) and its tables ``word_alignment`` (the word alignment, each hypothesis word with its
   turn's ``word_count_bin`` and ``overlap_bin``) and ``cpwer_over_time`` (cumulative cpWER
   on session-time prefixes).
 - :func:`aggregate_words`: dataset-level ``wer_dataset`` (pooled counts per configuration,
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from diareval.errors import DiarevalError
+from diareval.errors import DatasetError, DiarevalError
 from diareval.score.bootstrap import bootstrap_ratio, paired_bootstrap
 from diareval.score.der import Conventions, with_conventions
 from diareval.score.turns import BIN_ORDER
@@ -59,10 +59,27 @@ def session_words(turns, recording, conventions: Conventions = Conventions(),
                              for t in alignment["turn_order"]]
     last = max([end] + [s["end_time"] for s in list(reference) + list(hypothesis)])
     curve = cpwer_over_time(reference, hypothesis, prefix_ends(last, step))
-    tables = dict(words=alignment, cpwer_over_time=curve)
+    tables = dict(word_alignment=alignment, cpwer_over_time=curve)
     for table in tables.values():
+        with_conventions(table, conventions)
         table.attrs["conventions"] = conventions.describe_words()
     return row, tables
+
+
+def with_reference_words(recordings: dict, words) -> dict:
+    """``{uri: Recording}`` with the reference words of ``words`` (an STM / SegLST file or
+    folder, :func:`diareval.datasets.words.load_words`) for every uri it has; the others keep
+    theirs. A file that names none of the recordings is an error (the wrong file)."""
+    from dataclasses import replace
+
+    from diareval.datasets.words import load_words
+    found = load_words(words)
+    matched = set(found) & set(recordings)
+    if not matched:
+        raise DatasetError(f"{words}: its sessions ({', '.join(sorted(found)[:5])}) name none of "
+                           f"the recordings ({', '.join(sorted(recordings)[:5])})")
+    return {uri: replace(r, words=found[uri]) if uri in found else r
+            for uri, r in recordings.items()}
 
 
 def _with_words(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +129,7 @@ def aggregate_words(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame],
         rows.append(row)
     out["wer_dataset"] = with_conventions(pd.DataFrame(rows), conventions)
 
-    words = tables.get("words")
+    words = tables.get("word_alignment")
     parts = []
     if words is not None and not words.empty:
         hyp = words[words["hyp_label"].notna()].assign(
@@ -175,3 +192,38 @@ def aggregate_words(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame],
     for table in out.values():
         table.attrs["conventions"] = conventions.describe_words()
     return out, comparisons
+
+
+def cpwer_by_config(wer_dataset: pd.DataFrame) -> dict[str, str]:
+    """``{config: "; cpWER 21.54%"}`` for the configurations whose cpWER is defined (the DER
+    line of ``score`` and ``run`` ends with it)."""
+    if wer_dataset is None or wer_dataset.empty or "cpwer" not in wer_dataset:
+        return {}
+    return {row["config"]: f"; cpWER {100 * row['cpwer']:.2f}%"
+            for row in wer_dataset.to_dict("records")
+            if row.get("cpwer") is not None and not pd.isna(row["cpwer"])}
+
+
+def format_word_scores(wer_dataset: pd.DataFrame) -> str:
+    """The word metrics per configuration as printed by ``score`` and ``run``: columns
+    cpWER%, tcpWER%, WDER%, WER% with intervals; a configuration without reference words
+    gets its reason, never a number. Empty string for an empty table."""
+    if wer_dataset is None or wer_dataset.empty:
+        return ""
+    names = [("cpwer", "cpWER%"), ("tcpwer", "tcpWER%"), ("wder", "WDER%"), ("wer", "WER%")]
+    width = max(len(str(c)) for c in wer_dataset["config"])
+    lines = [f"{'words':<{width}}  " + "  ".join(f"{label:>21}" for _, label in names)
+             + "  sessions"] if (wer_dataset["sessions"] > 0).any() else []
+    for row in wer_dataset.to_dict("records"):
+        if not row.get("sessions"):
+            lines.append(f"{row['config']:<{width}}  word metrics absent: {row.get('note')}")
+            continue
+        cells = []
+        for name, _ in names:
+            value, lo, hi = (row.get(k) for k in (name, f"{name}_lo", f"{name}_hi"))
+            cells.append("—" if value is None or pd.isna(value) else
+                         f"{100 * value:6.2f} [{100 * lo:5.1f}, {100 * hi:5.1f}]")
+        without = int(row.get("sessions_without_words") or 0)
+        lines.append(f"{row['config']:<{width}}  " + "  ".join(f"{c:>21}" for c in cells)
+                     + f"  {int(row['sessions'])}" + (f" (+{without} without words)" if without else ""))
+    return "\n".join(lines)
