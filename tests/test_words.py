@@ -359,7 +359,7 @@ def word_run(tmp_path_factory):
     return root, recordings
 
 
-def test_score_run_has_word_columns_dataset_rows_and_paired_differences(word_run):
+def test_score_run_has_word_columns_dataset_rows_and_paired_differences(word_run, tmp_path):
     from diareval.score import score_run
     root, recordings = word_run
     scores = score_run(root, recordings=recordings, n_boot=100)
@@ -386,6 +386,8 @@ def test_score_run_has_word_columns_dataset_rows_and_paired_differences(word_run
     assert (root / "scores" / "wer_dataset.parquet").exists()
     for name in ("word_alignment", "cpwer_over_time", "wer_dataset", "wer_breakdowns"):
         assert "conv_wer_normalizer" in getattr(scores, name).columns, name
+    from diareval.report import write_figures
+    assert "cpwer_over_time.png" in {p.name for p in write_figures(scores, tmp_path)}
 
 
 def test_score_run_words_file_gives_words_to_a_recording_without(word_run, tmp_path):

@@ -92,6 +92,35 @@ def breakdown_figure(scores: RunScores | pd.DataFrame, by: str = "word_count"):
     return figure
 
 
+def cpwer_over_time_figure(scores: RunScores | pd.DataFrame):
+    """Pooled cumulative cpWER on [0, t] per configuration (each prefix with its own speaker
+    permutation), with the run's speaker-agnostic WER dotted: the gap is what the labels cost
+    in words. ``scores``: the RunScores (WER lines need its ``wer_dataset``) or its
+    ``cpwer_over_time_dataset``."""
+    curve = _table(scores, "cpwer_over_time_dataset")
+    wer = scores.wer_dataset.set_index("config")["wer"] if isinstance(scores, RunScores) and \
+        not scores.wer_dataset.empty else pd.Series(dtype=float)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for config, group in curve.groupby("config", sort=False):
+        line, = axis.plot(group["t"] / 60, 100 * group["cpwer"], marker="o", label=config)
+        if config in wer.index and pd.notna(wer[config]):
+            axis.axhline(100 * wer[config], linestyle=":", color=line.get_color(),
+                         label=f"{config}: WER (no speakers)")
+    axis.set_xlabel("session time (min)")
+    axis.set_ylabel("cpWER on [0, t] (%)")
+    axis.set_title("cpWER over session time (pooled over sessions with reference words)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    if "conv_wer_normalizer" in curve.columns and len(curve):
+        curve = curve.copy()  # the footnote's second line: how the words were compared
+        curve.attrs["conventions"] = (f"{curve.attrs.get('conventions', '')}\nwords normalised "
+                                      f"{curve['conv_wer_normalizer'].iloc[0] or 'not at all'} "
+                                      "on both sides; each prefix [0, t] with its own permutation")
+    _footnote(figure, curve)
+    return figure
+
+
 def write_figures(scores: RunScores, figures_dir: str | Path) -> list[Path]:
     """Save every figure the scores allow as PNG files; return their paths."""
     figures_dir = Path(figures_dir)
@@ -105,6 +134,8 @@ def write_figures(scores: RunScores, figures_dir: str | Path) -> list[Path]:
         for name in ("word_count", "duration", "overlap", "turn_index"):
             if (breakdowns["breakdown"] == name).any():
                 figures.append((f"accuracy_by_{name}", breakdown_figure(scores, by=name)))
+    if not scores.cpwer_over_time_dataset.empty:
+        figures.append(("cpwer_over_time", cpwer_over_time_figure(scores)))
     for name, figure in figures:
         path = figures_dir / f"{name}.png"
         figure.savefig(path, dpi=120)
