@@ -128,6 +128,17 @@ def test_python_api_equals_the_meeteval_command(tmp_path, seed):
     wer = run_cli("cpwer", tmp_path / "ref1.json", tmp_path / "hyp1.json", tmp_path / "wer.json")
     assert (api["wer"].errors, api["wer"].length) == (wer["errors"], wer["length"])
     assert api["wer"].errors < api["cpwer"].errors  # the labels cost words here
+    # the WDER alignment is MeetEval's time-constrained one on the one-speaker streams: its
+    # errors are that tcpWER's, and its pairs point at the right words
+    from meeteval.wer import api as meeteval_api
+
+    from diareval.score.words import word_alignment
+    alignment = word_alignment(ref, hyp, collar=5.0)
+    ops = alignment["op"].value_counts()
+    tc = meeteval_api.tcpwer(one(ref), one(hyp), collar=5.0)["s"]
+    assert (ops.get("substitution", 0), ops.get("insertion", 0), ops.get("deletion", 0)) == \
+        (tc.substitutions, tc.insertions, tc.deletions)
+    assert ops.get("correct", 0) > 0.5 * len(ref)
 
 
 # --- WDER, hand-worked --------------------------------------------------------------------
