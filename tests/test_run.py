@@ -21,7 +21,7 @@ from diareval.errors import ConfigError, DatasetError
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.stream import API_KEY_ENV, StartLimiter, run, run_async
-from diareval.stream.runner import resolve_backend
+from diareval.stream.plan import resolve_backend
 from test_stream_support import files_under, make_dataset, read_status, received
 
 KEY = "test-key"
@@ -430,7 +430,7 @@ def test_resume_with_other_dataset_options_is_refused(tmp_path):
 def test_default_concurrency_follows_the_engine(tmp_path):
     """A computing local engine gets 2 sessions per core (more overload the machine that runs
     both client and server); the oracle and remote services get 64."""
-    from diareval.stream.runner import plan_run
+    from diareval.stream.plan import plan_run
     recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
     quiet = dict(announce=lambda _: None)
     baseline = plan_run(recordings, backend="local", engine="baseline", **quiet)
@@ -468,7 +468,7 @@ def test_yes_reaches_the_loader_but_is_not_recorded(tmp_path, monkeypatch):
     """--yes confirms a download in the runner's own load; run.json (which the local server
     and the scorer load from) keeps only the options that choose the recordings."""
     from diareval import datasets
-    from diareval.stream.runner import plan_run
+    from diareval.stream.plan import plan_run
     recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
     calls = []
 

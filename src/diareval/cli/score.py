@@ -90,7 +90,6 @@ def main(args: argparse.Namespace) -> int:
 
 def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) -> None:
     """Print what ``score_run`` found (conventions, DER per configuration) and write the figures."""
-    from pathlib import Path
 
     run_dir = str(run_dir).rstrip("/")
     sessions = tables["sessions"]
@@ -110,5 +109,6 @@ def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) 
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
-        written = write_figures(tables, Path(run_dir) / "figures")
+        from diareval.rundir import RunDir
+        written = write_figures(tables, RunDir(run_dir).figures_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
