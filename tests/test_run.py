@@ -480,3 +480,81 @@ def test_yes_reaches_the_loader_but_is_not_recorded(tmp_path, monkeypatch):
                     announce=lambda _: None)
     assert calls == [{"subset": "dev", "yes": True}]
     assert plan.dataset_options == {"subset": "dev"}
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _two_runs(tmp_path, server, recordings, call):
+    """Start run "a", then (once its sessions stream) run "b", each in its own thread via
+    ``call(name)``; returns the threads, results and errors (filled in as they end)."""
+    import threading
+    results, errors = {}, {}
+
+    def go(name):
+        try:
+            results[name] = call(name)
+        except BaseException as exc:  # noqa: BLE001 - checked by the test
+            errors[name] = exc
+
+    threads = {name: threading.Thread(target=go, args=(name,), daemon=True) for name in "ab"}
+    for n, name in enumerate("ab", start=1):
+        threads[name].start()
+        _wait_until(lambda: sum(s.audio_seconds > 0.2 for s in server.sessions) >= 2 * n)
+    return threads, results, errors
+
+
+def _check_a_stopped_and_b_complete(tmp_path, threads, results, errors):
+    for thread in threads.values():
+        thread.join(60)
+    assert isinstance(errors.get("a"), KeyboardInterrupt), errors
+    assert "b" not in errors and results["b"].ok and results["b"].streamed == 2
+    for name, expected in (("a", "interrupted"), ("b", "complete")):
+        statuses = [read_status(p)["status"] for p in (tmp_path / name / "sessions" / C_NONE)
+                    .glob("*.json")]
+        assert statuses == [expected] * 2, name
+
+
+def test_two_runs_in_two_threads_a_stop_stops_only_its_own(tmp_path):
+    """Each run has its own handle: stopping one (from a third thread) leaves the other."""
+    from diareval.stream import RunHandle
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=3.0)
+    handles = {"a": RunHandle(), "b": RunHandle()}
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        threads, results, errors = _two_runs(tmp_path, server, recordings, lambda name: run(
+            recordings, backend="local", host=server.url, api_key=KEY, run_dir=tmp_path / name,
+            handle=handles[name], **QUIET))
+        handles["a"].stop()
+        _check_a_stopped_and_b_complete(tmp_path, threads, results, errors)
+    # a stop asked before a run starts stops it as it starts; the handle then serves again
+    handles["a"].stop()
+    with _server(recordings) as server:
+        with pytest.raises(KeyboardInterrupt):
+            run(recordings, backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                run_dir=tmp_path / "c", handle=handles["a"], **QUIET)
+        assert run(recordings, backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                   run_dir=tmp_path / "d", handle=handles["a"], **QUIET).ok
+
+
+def test_two_runs_in_jupyter_threads_ctrl_c_stops_only_its_own(tmp_path):
+    """Two callers with a running loop each (Jupyter kernels' threads) call run(); a Ctrl-C
+    (KeyboardInterrupt) in the first caller's thread stops the first run only, though the
+    second started later, and both threads return."""
+    import ctypes
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=3.0)
+
+    def in_a_loop(name):
+        async def cell():  # run() called from code running inside an event loop
+            return run(recordings, backend="local", host=server.url, api_key=KEY,
+                       run_dir=tmp_path / name, **QUIET)
+        return asyncio.run(cell())
+
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        threads, results, errors = _two_runs(tmp_path, server, recordings, in_a_loop)
+        assert ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(threads["a"].ident), ctypes.py_object(KeyboardInterrupt)) == 1
+        _check_a_stopped_and_b_complete(tmp_path, threads, results, errors)

@@ -113,7 +113,7 @@ class RunManifest:
     ``argv``, ``resume``); ``dataset``: a registered name or a folder's absolute path."""
 
     dataset: str | None = None
-    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] | None = None  # None: not recorded (older runs)
     uris: tuple[str, ...] = ()
     audio_hours: float | None = None
     configurations: tuple[Mapping[str, Any], ...] = ()
@@ -179,7 +179,6 @@ class RunManifest:
         values["uris"] = tuple(uris)
         values["configurations"] = tuple(data.get("configurations") or [])
         values["invocations"] = tuple(data.get("invocations") or [])
-        values["dataset_options"] = data.get("dataset_options") or {}
         values["versions"] = data.get("versions") or {}
         return cls(**values)
 

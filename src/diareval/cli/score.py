@@ -90,7 +90,6 @@ def main(args: argparse.Namespace) -> int:
 
 def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) -> None:
     """Print what ``score_run`` found (conventions, DER per configuration) and write the figures."""
-
     run_dir = str(run_dir).rstrip("/")
     sessions = tables["sessions"]
     skipped = sessions[~sessions["scored"]]

@@ -258,20 +258,26 @@ def _run_in_thread(dataset, kwargs, handle: RunHandle) -> RunResult:
     """A caller with a running loop (Jupyter): run on a fresh loop in a thread; Ctrl-C in the
     caller's thread stops this run (through its handle) gracefully."""
     box: dict = {}
+    done = threading.Event()
 
     def target():
         try:
             box["result"] = asyncio.run(run_async(dataset, handle=handle, **kwargs))
         except BaseException as exc:  # handed to the caller
             box["error"] = exc
+        finally:
+            done.set()
 
     thread = threading.Thread(target=target, name="diareval-run", daemon=True)
     thread.start()
-    while thread.is_alive():
+    # An Event, not thread.join(timeout): a KeyboardInterrupt inside join (Python 3.11) can
+    # mark the thread finished while it still runs, and the result would be lost.
+    while not done.is_set():
         try:
-            thread.join(0.2)
+            done.wait(0.2)
         except KeyboardInterrupt:
             handle.stop()
+    thread.join()
     if "error" in box:
         raise box["error"]
     return box["result"]
