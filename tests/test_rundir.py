@@ -57,14 +57,14 @@ def test_an_old_run_reads_through_rundir(old_run):
 def test_an_old_run_scores_as_before(old_run):
     """The numbers score_run gave on this fixture before rundir.py (74159de, same call)."""
     rundir, recordings = old_run
-    tables = score_run(rundir.path, recordings=recordings, n_boot=50)
-    sessions = tables["sessions"].set_index(["config", "uri"])
+    scores = score_run(rundir.path, recordings=recordings, n_boot=50)
+    sessions = scores.sessions.set_index(["config", "uri"])
     assert sessions["scored"].all() and len(sessions) == 4
     for config in (C_NONE, C_TWO):
         assert sessions.loc[(config, "rec0"), "der"] == pytest.approx(0.5)
         assert sessions.loc[(config, "rec0"), "confusion"] == pytest.approx(0.5)
         assert sessions.loc[(config, "rec1"), "der"] == pytest.approx(0.0)
-    assert list(tables["der_dataset"]["der"]) == pytest.approx([0.25, 0.25])
+    assert list(scores.der_dataset["der"]) == pytest.approx([0.25, 0.25])
     assert {"sessions.csv", "sessions.parquet", "conventions.json"} <= \
         {p.name for p in rundir.scores_dir.iterdir()}
     assert not list(rundir.scores_dir.glob("*.tmp"))
@@ -155,7 +155,7 @@ def test_score_run_names_an_unreadable_status_file_in_its_row(old_run):
     rundir, recordings = old_run
     rundir.status_path(C_TWO, "rec1").write_text('{"status": "compl')
     sessions = score_run(rundir.path, recordings=recordings, n_boot=20,
-                         write=False)["sessions"].set_index(["config", "uri"])
+                         write=False).sessions.set_index(["config", "uri"])
     row = sessions.loc[(C_TWO, "rec1")]
     assert not row["scored"] and row["status"] == "unreadable status file"
     assert str(rundir.status_path(C_TWO, "rec1")) in row["note"]
