@@ -558,3 +558,48 @@ def test_two_runs_in_jupyter_threads_ctrl_c_stops_only_its_own(tmp_path):
         assert ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(threads["a"].ident), ctypes.py_object(KeyboardInterrupt)) == 1
         _check_a_stopped_and_b_complete(tmp_path, threads, results, errors)
+
+
+def test_decide_maps_each_outcome_to_its_action():
+    """The retry rule, without a server: final outcomes end the session (the run stops for a
+    rejected key or 3007), "too many sessions" backs off and holds every start for half the
+    wait, transient failures retry until max_attempts; jitter is drawn only for a retry."""
+    import random
+    from types import SimpleNamespace
+
+    from diareval.stream import Outcome
+    from diareval.stream.retry import backoff, decide
+    plan = SimpleNamespace(max_attempts=3, max_rejections=2, retry_backoff=(1.0, 3.0),
+                           reject_backoff=(5.0, 60.0))
+    rng = random.Random(0)
+    for outcome, status, stop in [(Outcome.COMPLETE, "complete", False),
+                                  (Outcome.INTERRUPTED, "interrupted", False),
+                                  (Outcome.FAILED, "failed", False),
+                                  (Outcome.AUTH, "failed", True), (Outcome.PACING, "failed", True)]:
+        decision = decide(outcome, 1, 1, plan, rng)
+        assert (decision.status, decision.stop_run, decision.delay) == (status, stop, 0.0)
+        assert (decision.failures, decision.rejections) == (1, 1)
+    assert rng.random() == random.Random(0).random()  # no jitter drawn above
+    twin = random.Random(7)
+    rng = random.Random(7)
+    failures, delays = 0, []
+    while True:
+        decision = decide(Outcome.RETRY, failures, 0, plan, rng)
+        failures = decision.failures
+        if decision.status != "retrying":
+            break
+        delays.append(decision.delay)
+        assert decision.hold == 0.0
+    assert decision.status == "failed" and failures == 3 and len(delays) == 2
+    assert delays == [min(3.0, 1.0 * 2 ** k) * (0.5 + twin.random()) for k in range(2)]
+    rejections, holds = 0, []
+    while True:
+        decision = decide(Outcome.REJECTED, 0, rejections, plan, rng)
+        rejections = decision.rejections
+        if decision.status != "retrying":
+            break
+        wait = 5.0 * 2 ** (rejections - 1)
+        assert wait * 0.5 <= decision.delay < wait * 1.5
+        holds.append(decision.hold / decision.delay)
+    assert decision.status == "failed" and rejections == 3 and holds == [0.5, 0.5]
+    assert backoff(random.Random(1), 10, (1.0, 30.0)) < 45.0  # capped before the jitter

@@ -27,6 +27,7 @@ __all__ = [
     "API_KEY_ENV", "ArrayAudio", "AttemptResult", "AudioSource", "AuthenticationError",
     "BACKENDS", "DEFAULT_HOST", "DEFAULT_MODEL", "FileAudio", "HOSTS", "MODELS", "Outcome",
     "PRICES_PER_HOUR", "PacingError", "RunHandle", "RunPlan", "RunResult", "SessionResult",
-    "SilenceAudio", "StartLimiter", "StreamConfig", "build_headers", "build_url", "chunks", "estimate_cost",
-    "make_configs", "parse_max_speakers", "plan_run", "run", "run_async", "stream_attempt",
+    "SilenceAudio", "StartLimiter", "StreamConfig", "build_headers", "build_url", "chunks",
+    "estimate_cost", "make_configs", "parse_max_speakers", "plan_run", "run", "run_async",
+    "stream_attempt",
 ]

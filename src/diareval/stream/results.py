@@ -1,4 +1,4 @@
-"""What a run did: one :class:`SessionResult` per (configuration, recording), in a :class:`RunResult`."""
+"""What a run did: a :class:`RunResult` with one :class:`SessionResult` per session."""
 
 from __future__ import annotations
 
