@@ -250,6 +250,9 @@ def test_espeak_call_has_short_gaps_and_two_voices():
     gaps = np.array([b.start - max(t.end for t in turns[:i + 1])
                      for i, b in enumerate(turns[1:])])
     assert gaps.max() <= 0.3 + 1e-3 and (gaps < 0).any()
+    support = list(conversation.reference.get_timeline().support())
+    silences = [b.start - a.end for a, b in zip(support, support[1:])]
+    assert max(silences) <= 0.3 + 1e-3  # no silence over 0.3 s anywhere in the call
     words = conversation.words
     changes = [b.start - a.end for a, b in zip(words, words[1:]) if a.speaker != b.speaker]
     assert len(changes) > 15 and np.median(changes) < 0.3
