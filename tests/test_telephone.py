@@ -272,3 +272,37 @@ def test_calls_from_librispeech_utterances(tmp_path):
     again = load("calls", seed=1, folder=str(folder), n_conversations=1, minutes=0.5,
                  root=tmp_path)
     assert again[0].audio_path == rec.audio_path
+
+
+def test_call_mixture_of_aligned_utterances(tmp_path):
+    """The call profile through the mixtures generator (real-utterance path, generated
+    audio): two of the folder's speakers, gaps 0-0.3 s, back-channels and overlaps as asked."""
+    from test_synthetic_mixtures import _aligned_folder
+
+    from diareval.datasets.mixtures import generate_mixture, scan_utterances
+    from diareval.datasets.turntaking import realized_statistics
+
+    speakers = scan_utterances(_aligned_folder(tmp_path))
+    spec = ConversationSpec().with_options("mixture", profile="call", minutes=10, seed=4)
+    conversation = generate_mixture(speakers, spec, 0)
+    turns = conversation.turns
+    assert len({t.speaker for t in turns}) == 2
+    assert all(a.speaker != b.speaker for a, b in zip(turns, turns[1:]))
+    gaps = np.array([b.start - max(t.end for t in turns[:i + 1])
+                     for i, b in enumerate(turns[1:])])
+    assert gaps.max() <= 0.3 + 1e-3 and 0.1 < gaps[gaps >= 0].mean() < 0.2
+    stats = realized_statistics(turns)
+    assert 0.10 <= stats["backchannel_share"] <= 0.20, stats
+    assert 0.15 <= stats["overlap_rate"] <= 0.25, stats
+    # 1-2 word turns are real words cut at word boundaries
+    assert all(len(t.text.split()) == t.n_words for t in turns)
+
+
+def test_calls_with_espeak_voices(tmp_path):
+    pytest.importorskip("espeakng_loader")
+    [rec] = load("calls", source="synthetic", seed=1, n_conversations=1, minutes=0.3,
+                 root=tmp_path)
+    assert len(rec.speakers) == 2 and rec.meta["spec"]["profile"] == "call"
+    assert rec.meta["telephone"]["codec"] == "mulaw" and rec.meta["lost_packets"] == 0.0
+    with pytest.raises(DatasetError, match="source must be 'mixtures' or 'synthetic'"):
+        load("calls", source="ami", root=tmp_path)
