@@ -54,6 +54,12 @@ from diareval.datasets.mixtures import load_mixtures  # noqa: E402
 
 register("mixtures", load_mixtures)
 __all__ += ["load_mixtures"]
+from diareval.datasets.telephone import (TelephoneChannel, add_telephone,  # noqa: E402
+                                        load_calls, load_telephone)
+
+register("telephone", load_telephone)
+register("calls", load_calls)
+__all__ += ["TelephoneChannel", "add_telephone", "load_calls", "load_telephone"]
 
 # What `python -m diareval run` streams when no dataset is named: the small embedded
 # generated dataset (3 conversations x 1 min, 2/3/4 speakers; needs the synth extra).
