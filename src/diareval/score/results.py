@@ -59,13 +59,16 @@ class RunScores:
         return tuple(f.name for f in fields(cls) if f.name != "conventions")
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pd.DataFrame], conventions: str = "") -> "RunScores":
-        """Gather named tables; an unknown name is an error (a typo would vanish otherwise)."""
-        unknown = set(tables) - set(cls.table_names())
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame], conventions: str = "",
+                    **named: pd.DataFrame) -> "RunScores":
+        """Gather named tables (``tables`` and keyword tables); an unknown name is an error
+        (a typo would vanish otherwise)."""
+        given = {**tables, **named}
+        unknown = set(given) - set(cls.table_names())
         if unknown:
             raise DiarevalError(f"RunScores has no table(s) {sorted(unknown)}; "
                                 f"known: {', '.join(cls.table_names())}")
-        return cls(**{name: table for name, table in tables.items() if table is not None},
+        return cls(**{name: table for name, table in given.items() if table is not None},
                    conventions=conventions)
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -112,11 +112,10 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
         rows.append(row)
     out = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     sessions_table = with_conventions(pd.DataFrame(rows), conventions)
-    out["sessions"] = sessions_table
-    out.update(aggregate(out, conventions, n_boot=n_boot, seed=seed))
-    for table in out.values():
+    out.update(aggregate(sessions_table, out, conventions, n_boot=n_boot, seed=seed))
+    for table in [sessions_table, *out.values()]:
         table.attrs["conventions"] = conventions.describe()
-    scores = RunScores.from_tables(out, conventions.describe())
+    scores = RunScores.from_tables(out, conventions.describe(), sessions=sessions_table)
     if write:
         write_scores(scores, rundir.scores_dir, conventions)
     return scores
@@ -144,12 +143,12 @@ def _der_row_with_ci(group: pd.DataFrame, n_boot: int, seed: int) -> dict:
     return row
 
 
-def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot: int = 1000,
-              seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Dataset-level tables from the per-session ones: DER per configuration (time-weighted,
-    bootstrap CI), breakdowns with CIs, reference-side accuracy, DER by region, the pooled
-    DER-over-time curve, speaker-count error per setting, paired comparisons."""
-    sessions = tables["sessions"]
+def aggregate(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame], conventions: Conventions,
+              n_boot: int = 1000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Dataset-level tables from the sessions table and the per-session ones (``tables``):
+    DER per configuration (time-weighted, bootstrap CI), breakdowns with CIs,
+    reference-side accuracy, DER by region, the pooled DER-over-time curve, speaker-count
+    error per setting, paired comparisons."""
     scored = sessions[sessions["scored"]] if "scored" in sessions else sessions.iloc[0:0]
     out: dict[str, pd.DataFrame] = {}
     der_rows = []
