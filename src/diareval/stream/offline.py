@@ -11,7 +11,8 @@ Score it like any session log (``diareval.score``); used by ``diareval.tune`` an
 
     from diareval.server.engines import make_engine_factory
     from diareval.stream.offline import stream_offline
-    session = stream_offline(make_engine_factory("baseline"), recording, SessionParams(speaker_labels=True))
+    factory = make_engine_factory("baseline")
+    session = stream_offline(factory, recording, SessionParams(speaker_labels=True))
 """
 
 from __future__ import annotations
