@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from diareval.sessionlog import read_session_log
-from test_stream_support import make_dataset, read_status
+from fixtures import make_dataset
+from test_stream_support import read_status
 
 CONFIG = "universal-streaming-english__max-speakers-none"
 

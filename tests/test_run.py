@@ -22,7 +22,8 @@ from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.stream import API_KEY_ENV, StartLimiter, run, run_async
 from diareval.stream.plan import resolve_backend
-from test_stream_support import files_under, make_dataset, read_status, received
+from fixtures import make_dataset
+from test_stream_support import files_under, read_status, received
 
 KEY = "test-key"
 QUIET = dict(progress=False, announce=lambda _: None)
@@ -123,7 +124,7 @@ SIGINT_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from test_stream_support import make_dataset
+from fixtures import make_dataset
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.cli import main

@@ -16,9 +16,10 @@ from diareval.score import score_run
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.stream import run
-from test_stream_support import files_under, make_dataset
+from fixtures import make_dataset
+from test_stream_support import files_under
 
-OLD_RUN = Path(__file__).parent / "fixtures" / "old_run"  # made by make_old_run.py (74159de)
+OLD_RUN = Path(__file__).parent / "data_fixtures" / "old_run"  # made by make_old_run.py (74159de)
 C_NONE = "universal-streaming-english__max-speakers-none"
 C_TWO = "universal-streaming-english__max-speakers-2"
 KEY = "test-key"
