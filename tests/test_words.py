@@ -455,3 +455,18 @@ def test_words_with_an_rttm_hypothesis_is_refused(tmp_path):
          str(tmp_path / "w.stm")])
     with pytest.raises(ConfigError, match="an RTTM hypothesis has none"):
         main(args)
+
+
+def test_per_word_speakers_win_over_the_turn_label_and_zero_length_words_count():
+    reference = words_of([("A", "one"), ("A", "two"), ("B", "three"), ("B", "four")])
+    turn = Turn(turn_order=0, label="x", transcript="one two three four", t_audio=2, t_wall=2,
+                words=(Word("one", 0.0, 0.5), Word("two", 0.5, 0.5),  # zero-length: a word
+                       Word("three", 1.0, 1.5, speaker="y"), Word("four", 1.5, 1.5, speaker="y")))
+    result, alignment = scores(reference, [turn])
+    assert result.hypothesis_words == 4 and result.wer == 0.0
+    assert result.wder == 0.0 and alignment.attrs["wder_mapping"] == {"x": "A", "y": "B"}
+    assert result.cpwer == 0.0
+    # the same words under the turn's label only: B's words are attributed to A's label
+    plain = Turn(turn_order=0, label="x", transcript="", t_audio=2, t_wall=2,
+                 words=tuple(Word(w.text, w.start, w.end) for w in turn.words))
+    assert scores(reference, [plain])[0].wder == pytest.approx(0.5)
