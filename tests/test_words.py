@@ -470,3 +470,31 @@ def test_per_word_speakers_win_over_the_turn_label_and_zero_length_words_count()
     plain = Turn(turn_order=0, label="x", transcript="", t_audio=2, t_wall=2,
                  words=tuple(Word(w.text, w.start, w.end) for w in turn.words))
     assert scores(reference, [plain])[0].wder == pytest.approx(0.5)
+
+
+def test_the_unformatted_final_is_an_option(tmp_path):
+    from diareval.score.hypothesis import session_turns
+    from diareval.sessionlog import LogLine
+
+    def turn(formatted: bool, words):
+        return LogLine("recv", 1.0, 1.0, {
+            "type": "Turn", "turn_order": 0, "end_of_turn": True, "speaker_label": "A",
+            "turn_is_formatted": formatted, "transcript": "",
+            "words": [{"text": t, "start": s, "end": e} for t, s, e in words]})
+    plain = [("i", 0, 200), ("paid", 200, 500), ("twenty", 500, 800), ("four", 800, 1000)]
+    log = [turn(False, plain), turn(True, [("I", 0, 200), ("paid", 200, 500), ("24.", 500, 1000)])]
+    reference = [ReferenceWord("S", s / 1000, e / 1000, t) for t, s, e in plain]
+    rec = recording(tmp_path, reference)
+    turns = session_turns(log).turns
+    final, _ = session_words(turns, rec)
+    unformatted, _ = session_words(turns, rec, Conventions(wer_text="unformatted"), log=log)
+    assert final["wer_errors"] == 2 and unformatted["wer_errors"] == 0  # "24" vs "twenty four"
+    # same word count: the unformatted texts with the final's times and speakers
+    log2 = [turn(False, plain[:3]), turn(True, [("I", 0, 200), ("paid", 200, 500),
+                                                ("Twenty,", 500, 1000)])]
+    row, _ = session_words(session_turns(log2).turns, rec, Conventions(wer_text="unformatted",
+                                                                       wer_normalizer=None),
+                           log=log2)
+    assert row["wer_errors"] == 1  # only "four" missing: "i" and "twenty" as sent unformatted
+    with pytest.raises(ConfigError, match="wer_text"):
+        Conventions(wer_text="pretty")

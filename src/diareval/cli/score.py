@@ -56,6 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         type=lambda v: None if v.lower() == "none" else v,
                         help="MeetEval text normaliser on both sides (default "
                              "'lower,rm([^a-z0-9 ])'; 'none' = text as sent)")
+    parser.add_argument("--wer-text", choices=("final", "unformatted"), default="final",
+                        help="hypothesis words from the last end-of-turn message (default; the "
+                             "formatted one with format_turns) or from the unformatted one")
     parser.add_argument("--wer-collar", type=at_least(float, 0), default=5.0,
                         help="tcpWER collar in seconds (default 5, MeetEval's README value)")
     parser.add_argument("--step", type=float, default=1.0,
@@ -96,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
     conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
                               mapping_on=args.mapping_on, unknown=args.unknown, level=args.level,
                               revisions=not args.no_revisions,
-                              wer_normalizer=args.wer_normalizer, wer_collar=args.wer_collar)
+                              wer_normalizer=args.wer_normalizer, wer_collar=args.wer_collar,
+                              wer_text=args.wer_text)
     scores = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,
                        seed=args.seed, words=args.words)

@@ -76,6 +76,7 @@ class Conventions:
     # word metrics (diareval.score.words): text normaliser on both sides, tcpWER collar (s)
     wer_normalizer: str | None = "lower,rm([^a-z0-9 ])"
     wer_collar: float = 5.0
+    wer_text: str = "final"  # or "unformatted": the unformatted final's words (format_turns)
 
     def __post_init__(self):
         if self.mapping_on not in MAPPING_REGIONS:
@@ -94,6 +95,8 @@ class Conventions:
         if self.wer_normalizer not in NORMALIZERS:
             raise ConfigError(f"wer_normalizer must be one of {NORMALIZERS}, "
                               f"got {self.wer_normalizer!r}")
+        if self.wer_text not in ("final", "unformatted"):
+            raise ConfigError(f"wer_text must be 'final' or 'unformatted', got {self.wer_text!r}")
         if not (isinstance(self.wer_collar, (int, float)) and math.isfinite(self.wer_collar)
                 and self.wer_collar >= 0):
             raise ConfigError(f"wer_collar must be a finite number >= 0 (seconds), "
@@ -118,7 +121,9 @@ class Conventions:
 
     def describe_words(self) -> str:
         """One line for word-metric tables: text normalisation and the tcpWER collar."""
-        return (f"words normalised {self.wer_normalizer or 'not at all'} (both sides), tcpWER "
+        source = "last" if self.wer_text == "final" else "unformatted"
+        return (f"words normalised {self.wer_normalizer or 'not at all'} (both sides), "
+                f"hypothesis words of the {source} end-of-turn message, tcpWER "
                 f"collar {self.wer_collar:g} s, unknown={self.unknown}, revisions "
                 f"{'applied' if self.revisions else 'ignored'}")
 

@@ -97,7 +97,8 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
         **partial_changes(session), **latency_summary(latency),
         **speaker_count(reference, hypothesis, uem))
     # who said what (cpWER, tcpWER, WDER, WER): absent with `words_note` without reference words
-    words_row, word_tables = session_words(session.turns, recording, conventions, turns, end=end)
+    words_row, word_tables = session_words(session.turns, recording, conventions, turns, end=end,
+                                           log=log)
     summary.update(words_row)
     notes = [summary.get("note", "")]
     if not session.turns:

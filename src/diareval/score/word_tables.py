@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dataclasses import replace
+
 from diareval.errors import DatasetError, DiarevalError
 from diareval.score.bootstrap import bootstrap_ratio, paired_bootstrap
 from diareval.score.der import Conventions, with_conventions
@@ -34,15 +36,58 @@ METRICS = (("cpwer", "cpwer_errors", "cpwer_length"), ("tcpwer", "tcpwer_errors"
 WORD_BREAKDOWNS = ("word_count_bin", "overlap_bin")
 
 
+def unformatted_words(log) -> dict:
+    """``{turn_order: words}`` of the unformatted end-of-turn message (``turn_is_formatted``
+    false) of every turn whose last end-of-turn message is formatted (``format_turns``: the
+    service sends both). Turns finalised once (U3 Pro: formatted only) are not in it."""
+    from diareval.score.hypothesis import _words
+    plain, formatted_last = {}, {}
+    for line in log:
+        message = line.msg if line.dir == "recv" and isinstance(line.msg, dict) else {}
+        if message.get("type") != "Turn" or not message.get("end_of_turn"):
+            continue
+        try:
+            order = int(message["turn_order"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        formatted = bool(message.get("turn_is_formatted"))
+        if not formatted and order not in plain:
+            plain[order] = _words(message.get("words"))
+        formatted_last[order] = formatted
+    return {order: words for order, words in plain.items() if formatted_last.get(order)}
+
+
+def with_unformatted_text(turns, unformatted: dict) -> list:
+    """The final turns with the word texts of their unformatted end-of-turn message: word by
+    word when both have as many words (times and speakers stay the final's, revisions
+    included); else the unformatted words under the final turn's label."""
+    out = []
+    for turn in turns:
+        words = unformatted.get(turn.turn_order)
+        if words is None or not words:
+            out.append(turn)
+        elif len(words) == len(turn.words):
+            out.append(replace(turn, words=tuple(replace(w, text=u.text)
+                                                 for w, u in zip(turn.words, words))))
+        else:
+            out.append(replace(turn, words=tuple(replace(u, speaker=None) for u in words)))
+    return out
+
+
 def session_words(turns, recording, conventions: Conventions = Conventions(),
                   turn_table: pd.DataFrame | None = None, end: float = 0.0,
-                  step: float = PREFIX_STEP) -> tuple[dict, dict[str, pd.DataFrame]]:
+                  step: float = PREFIX_STEP, log=None) -> tuple[dict, dict[str, pd.DataFrame]]:
     """(sessions-table columns, tables) of one session's words; see the module docstring.
 
     ``turns`` are the final turns as scored (revisions per the conventions); ``end`` the
-    session end (s) for the prefix grid (every ``step`` s)."""
+    session end (s) for the prefix grid (every ``step`` s); ``log`` the session log, needed
+    for ``conventions.wer_text == "unformatted"``."""
     if recording.words is None:
         return absent_row(NO_WORDS), {}
+    if conventions.wer_text == "unformatted":
+        if log is None:
+            raise DiarevalError('wer_text="unformatted" needs the session log (log=...)')
+        turns = with_unformatted_text(turns, unformatted_words(log))
     uri = recording.uri
     reference = prepare(reference_segments(recording.words, uri, recording.uem),
                         conventions.wer_normalizer)

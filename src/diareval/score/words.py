@@ -19,7 +19,9 @@ Both sides become MeetEval's canonical form (SegLST, one segment per word) at th
   ``None`` compares the text as sent. Numbers are not spelled out by these ("24" vs "twenty
   four" is an error); ``chime8`` does that but needs ``chime_utils``, which is not installed
   by default. The hypothesis is the last end-of-turn message's words (the formatted one when
-  the service sends two), so ``format_turns`` output is compared after normalisation.
+  the service sends two), so ``format_turns`` output is compared after normalisation;
+  ``Conventions.wer_text="unformatted"`` takes the unformatted end-of-turn message's words
+  instead (:func:`diareval.score.word_tables.with_unformatted_text`).
 
 Metrics (counts in :class:`WordScores`, which add over sessions with ``sum()``):
 
