@@ -36,7 +36,9 @@ def test_local_backend_with_speed_streams_faster_than_real_time(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ASSEMBLYAI_API_KEY is not set: using the local server" in proc.stdout
     assert "6 sessions: 6 complete" in proc.stdout
-    assert wall < 6.0 + 10  # 6 s of audio each at 6x: ~1 s of streaming plus start-up
+    # 6 s of audio each at 6x: ~1 s of streaming plus start-up and scoring (a few seconds idle,
+    # several times that on a loaded machine); the pacing itself is bounded per session below
+    assert wall < 6.0 + 40
     run_json = json.loads((tmp_path / "run/run.json").read_text())
     assert run_json["backend"] == "local" and run_json["engine"] == "oracle"
     assert run_json["speed"] == 6.0
