@@ -110,5 +110,5 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
-        written = write_figures(scores, Path(run_dir) / "figures")
+        written = write_figures(scores, Path(run_dir) / "figures", run_dir=run_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")

@@ -24,7 +24,7 @@ STABILITY_PANELS = (
     ("revised with a new label\n(% of turns)",
      lambda s: 100 * s["revised_label_changed"] / s["turns"].where(s["turns"] > 0)),
 )
-_NEEDED = ("mapping_changes", "stable_from", "flips_per_minute", "turns_partial_label_changed",
+STABILITY_COLUMNS = ("mapping_changes", "stable_from", "flips_per_minute", "turns_partial_label_changed",
            "revised_turns", "revised_label_changed", "turns")
 
 
@@ -43,7 +43,7 @@ def stability_figure(scores, seed: int = c.SEED):
 
     ``scores``: the RunScores or its ``sessions`` table (scored rows are used)."""
     sessions = _scored(c.table(scores, "sessions"))
-    missing = [name for name in _NEEDED if name not in sessions.columns]
+    missing = [name for name in STABILITY_COLUMNS if name not in sessions.columns]
     configs = c.configs_of(sessions)
     colour = c.colours(configs)
     labels, common = c.short_labels(configs)

@@ -206,6 +206,20 @@ def _conventions(run_dir: Path, scores) -> Conventions:
     return Conventions(**values)
 
 
+def run_recording(run_dir: str | Path, uri: str):
+    """The Recording ``uri`` of the run's dataset (run.json's dataset and options, loaded
+    as ``score_run`` loads them)."""
+    from diareval.score.run import _load_recordings
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() \
+        else {}
+    catalog = _load_recordings(run, None, None, run_dir)
+    if uri not in catalog:
+        raise DiarevalError(f"recording {uri!r} is not in the run's dataset "
+                            f"({run.get('dataset')})")
+    return catalog[uri]
+
+
 def timeline_from_run(run_dir: str | Path, uri: str, config: str | None = None, scores=None,
                       recording=None, xlim: tuple[float, float] | None = None, **options):
     """:func:`session_timeline_figure` for ``runs/<run>/sessions/<config>/<uri>.jsonl``
@@ -223,14 +237,7 @@ def timeline_from_run(run_dir: str | Path, uri: str, config: str | None = None, 
     if not path.exists():
         raise DiarevalError(f"{path}: no such session log")
     if recording is None:
-        from diareval.score.run import _load_recordings
-        run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() \
-            else {}
-        catalog = _load_recordings(run, None, None, run_dir)
-        if uri not in catalog:
-            raise DiarevalError(f"recording {uri!r} is not in the run's dataset "
-                                f"({run.get('dataset')})")
-        recording = catalog[uri]
+        recording = run_recording(run_dir, uri)
     options.setdefault("context", config)
     return session_timeline_figure(read_session_log(path), recording,
                                    _conventions(run_dir, scores), xlim=xlim, **options)
