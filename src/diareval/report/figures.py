@@ -14,12 +14,14 @@ RunScores or the one table it draws.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from diareval.errors import DiarevalError
 from diareval.report._common import table
 from diareval.report.accuracy import (BREAKDOWNS, breakdown_figure, der_by_region_figure,
                                       latency_figure)
@@ -100,7 +102,7 @@ def figure(scores: RunScores, name: str):
     return FIGURES[name](scores)
 
 
-def _timelines(scores: RunScores, run_dir: Path, limit: int):
+def _timelines(scores: RunScores, run_dir: Path, limit: int, recordings=None):
     """(name, figure) of the first scored recording's timeline in each configuration (at
     most ``limit`` configurations)."""
     from diareval.report.timeline import timeline_from_run
@@ -114,18 +116,25 @@ def _timelines(scores: RunScores, run_dir: Path, limit: int):
             continue
         if recording is None:
             from diareval.report.timeline import run_recording
-            recording = run_recording(run_dir, uri)
+            try:
+                recording = run_recording(run_dir, uri) if recordings is None else \
+                    {r.uri: r for r in recordings}[uri]
+            except (DiarevalError, KeyError) as error:
+                warnings.warn(f"no session timeline: cannot load recording {uri!r} "
+                              f"({error})", stacklevel=3)
+                return
         yield (f"timeline__{config}__{uri}",
                timeline_from_run(run_dir, uri, config=config, scores=scores,
                                  recording=recording))
 
 
 def write_figures(scores: RunScores, figures_dir: str | Path, run_dir: str | Path | None = None,
-                  timelines: int = 4, dpi: int = 110) -> list[Path]:
+                  timelines: int = 4, recordings=None, dpi: int = 110) -> list[Path]:
     """Save every figure of :data:`FIGURES` the scores allow as ``<figures_dir>/<name>.png``
     and, given the ``run_dir``, the timeline of the first scored recording in each of the
-    first ``timelines`` configurations (``timeline__<config>__<uri>.png``). Returns the
-    paths, in :data:`FIGURES` order."""
+    first ``timelines`` configurations (``timeline__<config>__<uri>.png``; the recording
+    from ``recordings``, else from run.json's dataset; a warning and no timeline when it
+    cannot be loaded). Returns the paths, in :data:`FIGURES` order."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -141,6 +150,6 @@ def write_figures(scores: RunScores, figures_dir: str | Path, run_dir: str | Pat
     for name, draw in FIGURES.items():
         save(name, draw(scores))
     if run_dir is not None:
-        for name, fig in _timelines(scores, Path(run_dir), timelines):
+        for name, fig in _timelines(scores, Path(run_dir), timelines, recordings):
             save(name, fig)
     return written

@@ -92,6 +92,20 @@ def der_over_time_figure(scores, band: bool = True, n_boot: int = c.N_BOOT,
     return c.finish(figure, pooled, sessions, extra=extra)
 
 
+def window_length(windows: pd.DataFrame) -> tuple[float, bool]:
+    """(window length in s, known): the table's ``attrs["window"]``, else the span of the
+    windows not cut by their session's end; when every window is cut (sessions shorter
+    than the window), the longest span and False."""
+    if windows.attrs.get("window"):
+        return float(windows.attrs["window"]), True
+    span = windows["window_end"] - windows["window_start"]
+    end = windows.groupby(["config", "uri"])["window_end"].transform("max")
+    uncut = span[windows["window_end"] < end - 1e-9]
+    if len(uncut):
+        return float(uncut.max()), True
+    return float(span.max()), False
+
+
 def der_windows_figure(scores, band: bool = True, n_boot: int = c.N_BOOT, seed: int = c.SEED,
                        min_share: float = 0.5):
     """DER in sliding windows (``score_run``'s ``window``, 60 s by default) at each window's
@@ -105,9 +119,10 @@ def der_windows_figure(scores, band: bool = True, n_boot: int = c.N_BOOT, seed: 
     length = np.nan
     drawn = False
     common = ""
+    known = True
     if len(windows):
         span = windows["window_end"] - windows["window_start"]
-        length = float(span.max())
+        length, known = window_length(windows)
         keep = windows[span >= min_share * length - 1e-9]
         keep = keep.assign(t=(keep["window_start"] + length / 2))
         common, drawn = _draw_curves(axis, pd.DataFrame(), keep, [
@@ -116,7 +131,11 @@ def der_windows_figure(scores, band: bool = True, n_boot: int = c.N_BOOT, seed: 
     axis.set_xlabel("window centre (min)")
     axis.set_ylabel("DER in the window (%)")
     size = f"{length:g} s" if np.isfinite(length) else "sliding"
-    axis.set_title(f"DER in {size} windows over session time (pooled over sessions)")
+    if known:
+        axis.set_title(f"DER in {size} windows over session time (pooled over sessions)")
+    else:
+        axis.set_title(f"DER in sliding windows, each cut at the session end (<= {size})\n"
+                       "(every session is shorter than the window)", fontsize=10)
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     c.legend(axis, common, loc="best")
