@@ -147,8 +147,8 @@ def der_windows_figure(scores, band: bool = True, n_boot: int = c.N_BOOT, seed: 
 
 def turn_k_figure(scores):
     """Label accuracy and unknown rate of the k-th final turn of a session (k = 1..20), one
-    line per configuration with its 95% bootstrap band; the vendor's caveat (the first
-    1-2 turns) shaded. A turn is correct when its mapped label is its true speaker.
+    line per configuration with its 95% bootstrap interval over sessions (bars, dodged);
+    the vendor's caveat (the first 1-2 turns) shaded. A turn is correct when its mapped label is its true speaker.
 
     ``scores``: the RunScores or its ``breakdowns`` table (rows ``breakdown == "turn_k"``)."""
     breakdowns = c.table(scores, "breakdowns")
@@ -158,18 +158,21 @@ def turn_k_figure(scores):
     configs = c.configs_of(rows)
     colour = c.colours(configs)
     labels, common = c.short_labels(configs)
-    for config in configs:
+    dodge = 0.5 / max(len(configs), 1)
+    for i, config in enumerate(configs):
         group = rows[rows["config"] == config].copy()
         group["k"] = pd.to_numeric(group["bucket"], errors="coerce")
         group = group.sort_values("k")
-        k = group["k"].to_numpy(float)
+        k = group["k"].to_numpy(float) + (i - (len(configs) - 1) / 2) * dodge
         for axis, measure in ((top, "accuracy"), (bottom, "unknown_rate")):
-            axis.plot(k, c.percent(group[measure]), marker="o", markersize=3,
-                      color=colour[config], label=labels[config])
+            value = c.percent(group[measure])
+            yerr = None
             if f"{measure}_lo" in group:
-                axis.fill_between(k, c.percent(group[f"{measure}_lo"]),
-                                  c.percent(group[f"{measure}_hi"]), color=colour[config],
-                                  alpha=0.15, linewidth=0)
+                yerr = np.nan_to_num(np.vstack([value - c.percent(group[f"{measure}_lo"]),
+                                                c.percent(group[f"{measure}_hi"]) - value])
+                                     .clip(0))
+            axis.errorbar(k, value, yerr=yerr, marker="o", markersize=3, capsize=0,
+                          elinewidth=0.8, color=colour[config], label=labels[config])
     for axis in (top, bottom):
         axis.axvspan(0.5, FIRST_TURNS + 0.5, color="0.85", zorder=0)
         axis.grid(alpha=0.3)
@@ -180,9 +183,10 @@ def turn_k_figure(scores):
     bottom.set_ylabel("unknown (%)")
     bottom.set_xlabel("turn index k in the session")
     if len(rows):
-        bottom.set_xticks(range(1, int(np.nanmax(pd.to_numeric(rows["bucket"],
-                                                                 errors="coerce"))) + 1))
-    top.set_title("Label accuracy of the k-th turn (95% bootstrap band over sessions)")
+        last = int(np.nanmax(pd.to_numeric(rows["bucket"], errors="coerce")))
+        bottom.set_xticks(range(1, last + 1))
+        bottom.set_xlim(0.5, last + 0.5)
+    top.set_title("Label accuracy of the k-th turn (95% bootstrap interval over sessions)")
     c.legend(top, common, loc="lower right")
     return c.finish(figure, rows)
 
