@@ -356,6 +356,20 @@ def test_noise_figure_one_line_per_configuration():
     assert len(report.noise_figure(runs).axes[0].containers) == 1
     assert report.noise_figure(sessions[sessions["config"].str.endswith("snr-0")]) is None
     assert report.FIGURES["noise"](RunScores(sessions=sessions)) is not None
+    assert len(figure.axes) == 1  # no turns table: DER only
+
+
+def test_noise_figure_accuracy_from_the_turns(run):
+    """Two 'SNR levels' that are the same run: both lines, accuracy = the pooled turns."""
+    _, _, scores = run
+    figure = report.noise_figure({0: scores, 10: scores})
+    left, right = figure.axes
+    assert len(left.containers) == len(right.containers) == len(CONFIGS)
+    turns = scores.turns[scores.turns["config"] == sorted(CONFIGS)[0]]
+    accuracy = turns["correct"].dropna().astype(bool).mean()
+    first = [k for k in right.containers if k.get_label() == "max-speakers-2"][0]
+    assert np.allclose(first.lines[0].get_ydata(), 100 * accuracy)
+    assert list(first.lines[0].get_xdata()) == [0.0, 10.0]
 
 
 def test_registry_and_write_figures(run, tmp_path):
@@ -390,3 +404,19 @@ def test_write_figures_without_the_recording_warns_and_writes_the_rest(run, tmp_
     written = report.write_figures(scores, tmp_path / "again", run_dir=elsewhere,
                                    recordings=recordings, timelines=2)
     assert sum(p.stem.startswith("timeline") for p in written) == 2
+
+
+def test_readme_figures_are_those_the_script_makes():
+    """The README shows only PNGs docs/make_figures.py writes, and they are committed."""
+    import importlib.util
+    import re
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_figures", root / "docs/make_figures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    made = {f"{name}.png" for name in script.FIGURES} | {"timeline.png"}
+    assert set(script.FIGURES) <= set(report.FIGURES)
+    shown = re.findall(r"\]\(docs/figures/([^)]+)\)", (root / "README.md").read_text())
+    assert shown and set(shown) <= made
+    for name in shown:
+        assert 10_000 < (root / "docs/figures" / name).stat().st_size < script.MAX_BYTES

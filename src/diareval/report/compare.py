@@ -202,7 +202,12 @@ def noise_figure(scores, n_boot: int = c.N_BOOT, seed: int = c.SEED):
     bases = c.configs_of(sessions, column="base")
     colour = c.colours(bases)
     labels, common = c.short_labels(bases)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(c.WIDTH, 3.8))
+    with_turns = len(turns) > 0 and "correct" in turns and "base" in turns
+    if with_turns:
+        figure, (left, right) = plt.subplots(1, 2, figsize=(c.WIDTH, 3.8))
+    else:  # a sessions table alone: DER only
+        figure, left = plt.subplots(figsize=(c.WIDTH, 3.8))
+        right = None
     for base in bases:
         group = sessions[sessions["base"] == base]
         errors = group.assign(errors=group["miss"] + group["false_alarm"] + group["confusion"],
@@ -218,7 +223,7 @@ def noise_figure(scores, n_boot: int = c.N_BOOT, seed: int = c.SEED):
                                                     c.percent(der["estimate"])]).clip(0)),
                       marker="o", markersize=4, capsize=3, color=colour[base],
                       label=labels[base])
-        if len(turns) and "correct" in turns:
+        if with_turns:
             from diareval.score.turns import turn_counts
             part = turns[turns["base"] == base]
             part = part.assign(session=part["uri"].astype(str) + "@" + part["snr"].astype(str))
@@ -233,13 +238,14 @@ def noise_figure(scores, n_boot: int = c.N_BOOT, seed: int = c.SEED):
                            label=labels[base])
     left.set_ylabel("DER (%)")
     left.set_ylim(bottom=0)
-    right.set_ylabel("turns labelled correctly (%)")
-    right.set_ylim(0, 102)
-    for axis in (left, right):
+    if right is not None:
+        right.set_ylabel("turns labelled correctly (%)")
+        right.set_ylim(0, 102)
+    for axis in (left, right) if right is not None else (left,):
         axis.set_xlabel("SNR (dB, over reference speech)")
         axis.grid(alpha=0.3)
-    figure.suptitle("Noise: DER and turn accuracy against SNR (95% bootstrap over sessions)",
-                    fontsize=10)
+    figure.suptitle(f"Noise: DER{' and turn accuracy' if right is not None else ''} against SNR "
+                    "(95% bootstrap over sessions)", fontsize=10)
     c.legend(left, common, loc="best")
     return c.finish(figure, sessions, extra="SNR from " + (
         "one run per level" if isinstance(scores, Mapping) else
