@@ -30,6 +30,7 @@ from diareval.report.over_time import (der_over_time_figure, der_seen_figure,
                                        der_windows_figure, turn_k_figure)
 from diareval.report.stability import (STABILITY_COLUMNS, speaker_count_figure,
                                        stability_figure)
+from diareval.rundir import RunDir
 from diareval.score.results import RunScores
 
 __all__ = ["BREAKDOWNS", "FIGURES", "breakdown_figure", "der_over_time_figure", "figure",
@@ -112,7 +113,7 @@ def _timelines(scores: RunScores, run_dir: Path, limit: int, recordings=None):
     uri = sorted(sessions["uri"].astype(str))[0]
     recording = None
     for config in list(dict.fromkeys(sessions["config"]))[:limit]:
-        if not (run_dir / "sessions" / config / f"{uri}.jsonl").exists():
+        if not RunDir(run_dir).log_path(config, uri).exists():
             continue
         if recording is None:
             from diareval.report.timeline import run_recording

@@ -187,15 +187,15 @@ def session_timeline_figure(log: Sequence, recording, conventions: Conventions =
                     legend=(handles, [h.get_label() for h in handles], 5))
 
 
-def _conventions(run_dir: Path, scores) -> Conventions:
+def _conventions(scores_dir: Path, scores) -> Conventions:
     """The run's scoring conventions: from the RunScores' sessions columns, else
     ``scores/conventions.json``, else the defaults."""
     columns = {}
     sessions = getattr(scores, "sessions", None)
     if sessions is not None and len(sessions):
         columns = {k: sessions[k].iloc[0] for k in sessions.columns if k.startswith("conv_")}
-    elif (run_dir / "scores" / "conventions.json").exists():
-        columns = json.loads((run_dir / "scores" / "conventions.json").read_text())
+    elif (scores_dir / "conventions.json").exists():
+        columns = json.loads((scores_dir / "conventions.json").read_text())
     fields = Conventions.__dataclass_fields__
     values = {k[5:]: v for k, v in columns.items() if k.startswith("conv_") and k[5:] in fields}
     for key in ("skip_overlap", "revisions"):
@@ -209,14 +209,13 @@ def _conventions(run_dir: Path, scores) -> Conventions:
 def run_recording(run_dir: str | Path, uri: str):
     """The Recording ``uri`` of the run's dataset (run.json's dataset and options, loaded
     as ``score_run`` loads them)."""
+    from diareval.rundir import RunDir, RunManifest
     from diareval.score.run import _load_recordings
-    run_dir = Path(run_dir)
-    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() \
-        else {}
-    catalog = _load_recordings(run, None, None, run_dir)
+    rundir = RunDir(run_dir)
+    run = rundir.read_manifest() or RunManifest()
+    catalog = _load_recordings(run, None, None, rundir)
     if uri not in catalog:
-        raise DiarevalError(f"recording {uri!r} is not in the run's dataset "
-                            f"({run.get('dataset')})")
+        raise DiarevalError(f"recording {uri!r} is not in the run's dataset ({run.dataset})")
     return catalog[uri]
 
 
@@ -225,19 +224,21 @@ def timeline_from_run(run_dir: str | Path, uri: str, config: str | None = None, 
     """:func:`session_timeline_figure` for ``runs/<run>/sessions/<config>/<uri>.jsonl``
     (``config`` default: the first configuration that has the session), scored under the
     run's conventions; ``recording`` default: loaded from the run's dataset."""
+    from diareval.rundir import RunDir
     from diareval.sessionlog import read_session_log
-    run_dir = Path(run_dir)
-    sessions_dir = run_dir / "sessions"
+    rundir = RunDir(run_dir)
     if config is None:
-        found = sorted(p.parent.name for p in sessions_dir.glob(f"*/{uri}.jsonl"))
+        found = sorted(s.config for s in rundir.sessions() if s.uri == uri and s.log.exists())
         if not found:
-            raise DiarevalError(f"{sessions_dir}: no session log {uri}.jsonl in any configuration")
+            raise DiarevalError(f"{rundir.sessions_dir}: no session log of {uri!r} in any "
+                                "configuration")
         config = found[0]
-    path = sessions_dir / config / f"{uri}.jsonl"
+    path = rundir.log_path(config, uri)
     if not path.exists():
         raise DiarevalError(f"{path}: no such session log")
     if recording is None:
         recording = run_recording(run_dir, uri)
     options.setdefault("context", config)
     return session_timeline_figure(read_session_log(path), recording,
-                                   _conventions(run_dir, scores), xlim=xlim, **options)
+                                   _conventions(rundir.scores_dir, scores), xlim=xlim,
+                                   **options)
