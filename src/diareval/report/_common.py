@@ -107,6 +107,21 @@ def short_labels(configs: list[str]) -> tuple[dict[str, str], str]:
     return labels, "__".join(common)
 
 
+def wrap_label(text: str, width: int = 24) -> str:
+    """A long configuration name on several lines, broken before its ``__`` parts."""
+    if len(text) <= width:
+        return text
+    lines, current = [], ""
+    for i, part in enumerate(text.split("__")):
+        piece = part if i == 0 else "__" + part
+        if current and len(current) + len(piece) > width:
+            lines.append(current)
+            current = piece
+        else:
+            current += piece
+    return "\n".join(lines + [current])
+
+
 def legend(axis, title: str = "", **options):
     """A legend that stays readable: small font, framed, its title the shared config part."""
     handles, labels = axis.get_legend_handles_labels()

@@ -71,8 +71,10 @@ def stability_figure(scores, seed: int = c.SEED):
                           linewidth=1.5)
         if largest == 0:
             axis.set_xlim(-0.05, 1)  # every session 0: show 0 at the left edge, not centred
+        else:
+            axis.set_xlim(left=min(0, axis.get_xlim()[0]))
     for axis in axes[:, 0]:
-        axis.set_yticks(range(len(configs)), [labels[k] for k in configs])
+        axis.set_yticks(range(len(configs)), [c.wrap_label(labels[k]) for k in configs])
     axes[0, 0].set_ylim(len(configs) - 0.5, -0.5)
     title = "Label stability per session (points: sessions; bar: median)"
     figure.suptitle(title + (f"\n{common}" if common else ""), fontsize=10)
