@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
-from pyannote.core import Annotation, Segment  # noqa: E402
 
 from diareval import report  # noqa: E402
 from diareval.datasets.folder import load_folder  # noqa: E402

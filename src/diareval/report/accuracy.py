@@ -149,7 +149,7 @@ def der_by_region_figure(scores):
             first = regions[(regions["config"] == configs[0])]
             speech = first.set_index("region")["reference_speech"]
             if speech.sum() > 0 and region in speech:
-                share = f"\n{100 * speech[region] / speech.sum():.1f}% of reference speech"
+                share = f"\n{100 * speech[region] / speech.sum():.1f}% of reference speaker time"
         ticks.append(names.get(region, region) + share)
     axis.set_xticks(np.arange(len(order)), ticks)
     axis.set_ylabel("DER (%)")

@@ -148,7 +148,8 @@ def der_windows_figure(scores, band: bool = True, n_boot: int = c.N_BOOT, seed: 
 def turn_k_figure(scores):
     """Label accuracy and unknown rate of the k-th final turn of a session (k = 1..20), one
     line per configuration with its 95% bootstrap interval over sessions (bars, dodged);
-    the vendor's caveat (the first 1-2 turns) shaded. A turn is correct when its mapped label is its true speaker.
+    the vendor's caveat (the first 1-2 turns) shaded. A turn is correct when its mapped
+    label is its true speaker.
 
     ``scores``: the RunScores or its ``breakdowns`` table (rows ``breakdown == "turn_k"``)."""
     breakdowns = c.table(scores, "breakdowns")

@@ -24,8 +24,9 @@ STABILITY_PANELS = (
     ("revised with a new label\n(% of turns)",
      lambda s: 100 * s["revised_label_changed"] / s["turns"].where(s["turns"] > 0)),
 )
-STABILITY_COLUMNS = ("mapping_changes", "stable_from", "flips_per_minute", "turns_partial_label_changed",
-           "revised_turns", "revised_label_changed", "turns")
+STABILITY_COLUMNS = ("mapping_changes", "stable_from", "flips_per_minute",
+                     "turns_partial_label_changed", "revised_turns", "revised_label_changed",
+                     "turns")
 
 
 def _scored(sessions: pd.DataFrame) -> pd.DataFrame:

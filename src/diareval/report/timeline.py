@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.patches import Patch
 from pyannote.core import Annotation, Segment
 
