@@ -169,7 +169,7 @@ def session_timeline_figure(log: Sequence, recording, conventions: Conventions =
                    f"{100 * row['der']:.1f}% (miss {100 * row['miss_rate']:.1f}%, false alarm "
                    f"{100 * row['false_alarm_rate']:.1f}%, confusion "
                    f"{100 * row['confusion_rate']:.1f}%; whole session)", fontsize=9)
-    handles = [Patch(facecolor=colour[s], label=f"label -> {s}") for s in speakers]
+    handles = [Patch(facecolor=colour[s], label=s) for s in speakers]  # reference and mapped
     handles += [Patch(facecolor=_UNMAPPED, label="unmapped label"),
                 Patch(facecolor=_UNKNOWN, edgecolor="black", label="unknown label")]
     handles += [Patch(facecolor=s["color"], alpha=s["alpha"] + 0.2, label=s["label"],
@@ -180,8 +180,9 @@ def session_timeline_figure(log: Sequence, recording, conventions: Conventions =
     if revised_any:
         handles.append(plt.Line2D([], [], marker="v", color="black", linestyle="none",
                                   label="SpeakerRevision (old>new)"))
-    extra = ("lane = true speaker: reference speech (top), final words by mapped label "
-             "(middle), partial labels while the turn was open (bottom)")
+    extra = ("lane = true speaker: reference speech (top), final words in the colour of "
+             "the speaker their label maps to (middle), partial labels while the turn was "
+             "open (bottom)")
     return c.finish(figure, turns, extra=extra,
                     legend=(handles, [h.get_label() for h in handles], 5))
 
