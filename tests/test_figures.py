@@ -218,7 +218,7 @@ def test_speaker_counts_panels_and_max_speakers_drawn(run):
     assert "reference speakers" in legend and "max_speakers setting" in legend
 
 
-@pytest.mark.parametrize("by", ["word_count", "duration", "overlap", "turn_index"])
+@pytest.mark.parametrize("by", ["word_count", "duration", "overlap", "turn_index", "turn_k"])
 def test_breakdown_bars_per_bucket(run, by):
     _, _, scores = run
     figure = report.breakdown_figure(scores, by=by)
@@ -236,7 +236,7 @@ def test_breakdown_bars_per_bucket(run, by):
     assert np.allclose([p.get_height() for p in first.patches],
                        100 * rows["accuracy"].fillna(0))
     vendor = "vendor" in " ".join(t.get_text() for t in top.texts)
-    assert vendor == (by in ("word_count", "turn_index"))
+    assert vendor == (by in ("word_count", "turn_index", "turn_k"))
     with pytest.raises(ConfigError, match="word_count"):
         report.breakdown_figure(scores, by="words")
 
