@@ -134,5 +134,5 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
     if figures:
         from diareval.report import write_figures
         from diareval.rundir import RunDir
-        written = write_figures(scores, RunDir(run_dir).figures_dir)
+        written = write_figures(scores, RunDir(run_dir).figures_dir, run_dir=run_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
