@@ -345,6 +345,27 @@ def test_without_speaker_labels_no_speaker_fields(factory, trn08):
 
 
 @pytest.mark.baseline
+@pytest.mark.parametrize("model", ["u3-rt-pro", "universal-streaming-english"])
+def test_turns_have_exactly_the_keys_of_their_model_family(factory, trn08, model):
+    """Every Turn the baseline sends has the keys the shared vocabulary defines for its
+    model family (``diareval.server.messages.turn_keys``); its words the word keys."""
+    from diareval.server import messages as say
+
+    audio = trn08.load_audio()[int(10 * 16000):int(18 * 16000)]
+    params = SessionParams(speaker_labels=True, speech_model=model)
+    messages = _run(factory(params), audio)
+    turns = [m for m in messages if m["type"] == "Turn"]
+    assert any(m["end_of_turn"] for m in turns) and any(not m["end_of_turn"] for m in turns)
+    for m in turns:
+        assert set(m) == say.turn_keys(params, m["end_of_turn"]), m
+        for w in m["words"]:
+            keys = {"text", "start", "end", "confidence", "word_is_final"}
+            # final words always name a speaker; partial ones when the grid has one yet
+            assert set(w) == keys | {"speaker"} or (not m["end_of_turn"] and set(w) == keys)
+    assert any(m["type"] == "SpeechStarted" for m in messages) == params.family.speech_started
+
+
+@pytest.mark.baseline
 def test_real_sdk_receives_the_baseline_messages(factory, trn08):
     import threading
 

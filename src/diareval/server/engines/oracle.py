@@ -20,13 +20,14 @@ of how the audio was chunked.
    (``end_of_turn`` true, ``turn_is_formatted`` false; plus a formatted copy with
    ``format_turns``) once the received audio reaches the last word's end plus a delay drawn
    per turn uniformly in [min_turn_silence, max_turn_silence]. ``finish()`` finalises every
-   remaining turn with the words that ended within the received audio. U3 Pro models
-   (``u3-*``, ``universal-3-*``): a ``SpeechStarted`` 100 ms into each turn, a partial only
-   where a pause of at least min_turn_silence follows a word, and one final Turn with
-   ``turn_is_formatted`` true (as the docs describe U3 Pro).
+   remaining turn with the words that ended within the received audio. Models of the U3
+   Pro family (``messages.MODEL_FAMILIES``): a ``SpeechStarted`` 100 ms into each turn, a
+   partial only where a pause of at least min_turn_silence follows a word, and one final
+   Turn with ``turn_is_formatted`` true (as the docs describe U3 Pro).
 4. **Labels** (``speaker_labels``). See :func:`assign_labels` and :func:`p_wrong`.
-   Labels are "A", "B", ... in order of first appearance in the messages, never reference
-   names; ``speaker_label`` on every Turn and ``speaker`` on every final word.
+   Labels are "A", "B", ..., "Z", "AA", ... in order of first appearance in the messages,
+   never reference names; ``speaker_label`` on every Turn and ``speaker`` on every final
+   word. Every message is built by the shared vocabulary (``diareval.server.messages``).
 
 ``engine.decisions`` lists one :class:`TurnDecision` per planned turn (debugging, and the
 ground truth tests recover the injected rates from); :func:`oracle_decisions` computes the
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
@@ -45,19 +45,16 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from diareval.constants import SAMPLE_RATE, UNKNOWN, WORD_COUNT_BINS, word_count_bin_index
 from diareval.datasets.audio import float_to_int16
 from diareval.datasets.recording import Recording
 from diareval.errors import ConfigError
+from diareval.server import messages as say
 from diareval.server.engines.base import Engine, EngineError, SessionParams
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
-# Word-count buckets of DESIGN.md: 1, 2, 3-5, 6-10, 11-20, 21+.
-WORD_COUNT_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"),
-                      (11, 20, "11-20"), (21, math.inf, "21+"))
-UNKNOWN = "UNKNOWN"
 SPEECH_STARTED_AFTER_MS = 100  # U3 Pro: SpeechStarted this long into a turn's first word
 _N_DRAWS = 10  # uniform numbers drawn per turn (columns below)
 _U_WRONG, _U_TARGET, _U_NEW, _U_UNKNOWN, _U_DELAY, _U_CONF, _U_PARTIAL, _U_PARTIAL_TARGET, \
@@ -97,9 +94,9 @@ class OracleConfig:
     def __post_init__(self):
         table = tuple(float(p) for p in self.p_wrong_by_words)
         object.__setattr__(self, "p_wrong_by_words", table)
-        if len(table) != len(WORD_COUNT_BUCKETS):
-            raise ConfigError(f"p_wrong_by_words needs {len(WORD_COUNT_BUCKETS)} values (buckets "
-                              f"{', '.join(b[2] for b in WORD_COUNT_BUCKETS)}), got {len(table)}")
+        if len(table) != len(WORD_COUNT_BINS):
+            raise ConfigError(f"p_wrong_by_words needs {len(WORD_COUNT_BINS)} values (buckets "
+                              f"{', '.join(b[2] for b in WORD_COUNT_BINS)}), got {len(table)}")
         probabilities = {"p_wrong_first": self.p_wrong_first,
                          "p_wrong_overlap": self.p_wrong_overlap, "p_wrong_new": self.p_wrong_new,
                          "p_unknown_short": self.p_unknown_short,
@@ -120,7 +117,7 @@ class OracleConfig:
     @classmethod
     def uniform(cls, p: float, **options) -> "OracleConfig":
         """Every turn wrong with probability ``p`` (first-turn, overlap and table rules alike)."""
-        return cls(p_wrong_by_words=(p,) * len(WORD_COUNT_BUCKETS), p_wrong_first=p,
+        return cls(p_wrong_by_words=(p,) * len(WORD_COUNT_BINS), p_wrong_first=p,
                    p_wrong_overlap=p, **options)
 
     @classmethod
@@ -139,10 +136,8 @@ class OracleConfig:
 
 def word_count_bucket(word_count: int) -> int:
     """Index of the word-count bucket (1, 2, 3-5, 6-10, 11-20, 21+) of ``word_count``."""
-    for index, (low, high, _) in enumerate(WORD_COUNT_BUCKETS):
-        if low <= word_count <= high:
-            return index
-    return 0  # zero words cannot happen (every turn has at least one); treat as 1
+    index = word_count_bin_index(word_count)
+    return 0 if index is None else index  # zero words cannot happen (every turn has one)
 
 
 def p_wrong(word_count: int, overlap_ratio: float, turn_index: int, config: OracleConfig) -> float:
@@ -364,26 +359,16 @@ def oracle_decisions(recording: Recording, params: SessionParams,
     turns = plan_turns(recording, config)
     decisions = assign_labels(turns, params, config, draws(config.seed, recording.uri,
                                                            len(turns)))
-    names: dict[int, str] = {}
+    letters = say.SpeakerLetters()
     for decision in decisions:
         for identity in (decision.partial_identity, decision.identity):
-            if identity is not None and identity not in names:
-                names[identity] = _letters(len(names))
+            if identity is not None:
+                letters(identity)
         if decision.unknown:
             decision.label = UNKNOWN if config.unknown_style == "UNKNOWN" else None
         elif params.speaker_labels:
-            decision.label = names[decision.identity]
+            decision.label = letters(decision.identity)
     return decisions
-
-
-def _letters(index: int) -> str:
-    """0 -> "A", 25 -> "Z", 26 -> "AA", ..."""
-    name = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        name = chr(ord("A") + rest) + name
-    return name
 
 
 def _reads_file_plainly(recording: Recording) -> bool:
@@ -464,7 +449,7 @@ class OracleEngine(Engine):
         self.recording: Recording | None = None
         self.turns: list[PlannedTurn] = []
         self.decisions: list[TurnDecision] = []
-        self._names: dict[int, str] = {}
+        self._letters = say.SpeakerLetters()
         self._cursor = 0  # index into self.turns of the turn in progress
         self._shown = 0  # words of the current turn already shown in partials
         self._last_due = 0  # samples: emitted events are due in non-decreasing order
@@ -472,7 +457,7 @@ class OracleEngine(Engine):
         self._turn_decision: list[TurnDecision] = []  # parallel to self.turns
         self._u = np.zeros((0, _N_DRAWS))
         self._speech_started = -1  # index of the last turn whose SpeechStarted went out (U3)
-        self.u3 = params.is_u3_pro
+        self.family = params.family
         # (turn_order, index into self.turns, words) of every final emitted
         self._emitted: list[tuple[int, int, tuple[PlannedWord, ...]]] = []
 
@@ -515,7 +500,7 @@ class OracleEngine(Engine):
 
     def label_of(self, identity: int | None) -> str | None:
         """The letter an internal label identity was shown as (None if never shown)."""
-        return self._names.get(identity) if identity is not None else None
+        return self._letters.get(identity) if identity is not None else None
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -524,9 +509,7 @@ class OracleEngine(Engine):
             return UNKNOWN if self.config.unknown_style == "UNKNOWN" else None
         if identity is None:
             return None
-        if identity not in self._names:
-            self._names[identity] = _letters(len(self._names))
-        return self._names[identity]
+        return self._letters(identity)
 
     def _turn(self, index: int, words: Sequence[PlannedWord], final: bool,
               formatted: bool = False) -> dict:
@@ -542,27 +525,19 @@ class OracleEngine(Engine):
         word_dicts = []
         for i, w in enumerate(words):
             is_final = final or i < len(words) - 1
-            item = {"text": w.text, "start": w.start, "end": w.end, "confidence": 0.95,
-                    "word_is_final": is_final}
-            if self.params.speaker_labels and is_final:
-                item["speaker"] = label
-            word_dicts.append(item)
-        transcript = " ".join(w.text for w, d in zip(words, word_dicts) if d["word_is_final"])
+            speaker = label if self.params.speaker_labels and is_final else say.NO_SPEAKER
+            word_dicts.append(say.word_message(w.text, w.start, w.end, 0.95, is_final, speaker))
+        transcript = " ".join(d["text"] for d in word_dicts if d["word_is_final"])
         if formatted and transcript:
             transcript = transcript[0].upper() + transcript[1:] + "."
-        message = {"type": "Turn", "turn_order": self._turn_order,
-                   "turn_is_formatted": bool(formatted), "end_of_turn": bool(final),
-                   "transcript": transcript,
-                   "end_of_turn_confidence": decision.end_of_turn_confidence if final else 0.0,
-                   "words": word_dicts}
-        if final:
-            message["utterance"] = transcript
-        if self.params.speaker_labels:
-            message["speaker_label"] = label
-        return message
+        return say.turn_message(
+            self.params, turn_order=self._turn_order, words=word_dicts, end_of_turn=final,
+            formatted=formatted,
+            end_of_turn_confidence=decision.end_of_turn_confidence if final else 0.0,
+            speaker_label=label, transcript=transcript)
 
     def _finals(self, index: int, words: Sequence[PlannedWord]) -> list[dict]:
-        if self.u3:  # U3 Pro: one final, already formatted
+        if self.family.one_formatted_final:  # U3 Pro: one final, already formatted
             messages = [self._turn(index, words, final=True, formatted=True)]
         else:
             messages = [self._turn(index, words, final=True)]
@@ -577,7 +552,7 @@ class OracleEngine(Engine):
         out: list[dict] = []
         while self._cursor < len(self.turns):
             turn = self.turns[self._cursor]
-            if self.u3 and self._speech_started < self._cursor:
+            if self.family.speech_started and self._speech_started < self._cursor:
                 first = turn.words[0]
                 at = min(first.start + SPEECH_STARTED_AFTER_MS, first.end)
                 due = max(at * SAMPLES_PER_MS, self._last_due)
@@ -585,15 +560,14 @@ class OracleEngine(Engine):
                     break
                 self._last_due = due
                 self._speech_started = self._cursor
-                out.append({"type": "SpeechStarted", "timestamp": int(first.start),
-                            "confidence": 0.9})
+                out.append(say.speech_started(first.start, 0.9))
             elif self._shown < len(turn.words):
                 due = max(turn.words[self._shown].end * SAMPLES_PER_MS, self._last_due)
                 if due > self.samples:
                     break
                 self._shown += 1
                 self._last_due = due
-                if not self.u3 or self._pause_after(turn, self._shown - 1):
+                if not self.family.partial_per_pause or self._pause_after(turn, self._shown - 1):
                     out.append(self._turn(self._cursor, turn.words[:self._shown], final=False))
             else:
                 delay = self._turn_decision[self._cursor].final_delay_ms
@@ -627,21 +601,11 @@ class OracleEngine(Engine):
     def update_configuration(self, changes: dict) -> list[dict]:
         """Apply min/max_turn_silence (and the other turn settings) from UpdateConfiguration:
         turns not yet finalised get their finalisation delay redrawn from the same uniform
-        numbers within the new bounds. Other keys are ignored."""
-        update = {}
-        if "min_end_of_turn_silence_when_confident" in changes:
-            update["min_turn_silence"] = int(changes["min_end_of_turn_silence_when_confident"])
-        for key in ("min_turn_silence", "max_turn_silence"):
-            if changes.get(key) is not None:
-                update[key] = int(changes[key])
-        if changes.get("end_of_turn_confidence_threshold") is not None:
-            update["end_of_turn_confidence_threshold"] = \
-                float(changes["end_of_turn_confidence_threshold"])
-        if changes.get("format_turns") is not None:
-            update["format_turns"] = bool(changes["format_turns"])
-        if not update:
+        numbers within the new bounds (``messages.apply_update``). Other keys are ignored."""
+        params = say.apply_update(self.params, changes)
+        if params is self.params:
             return []
-        self.params = replace(self.params, **update)
+        self.params = params
         low = self.params.effective_min_turn_silence
         high = max(low, self.params.effective_max_turn_silence)
         for decision in self._turn_decision[self._cursor:]:
@@ -686,10 +650,8 @@ class OracleEngine(Engine):
             if decision.revision_identity is None:
                 continue
             label = self._label(decision.revision_identity, False)
-            revisions.append({"turn_order": turn_order, "speaker_label": label,
-                              "words": [{"text": w.text, "start": w.start, "end": w.end,
-                                         "confidence": 0.95, "word_is_final": True,
-                                         "speaker": label} for w in words]})
+            revisions.append(say.revision_entry(turn_order, label, [
+                say.word_message(w.text, w.start, w.end, 0.95, True, label) for w in words]))
         if revisions:
-            out.append({"type": "SpeakerRevision", "revisions": revisions})
+            out.append(say.speaker_revision(revisions))
         return out

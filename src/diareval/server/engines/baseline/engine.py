@@ -50,11 +50,12 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from diareval.constants import SAMPLE_RATE, UNKNOWN
 from diareval.errors import ConfigError
+from diareval.server import messages as say
 from diareval.server.engines.base import Engine, SessionParams
 from diareval.server.engines.baseline.grid import GRID, SpeakerGrid
 
-SAMPLE_RATE = 16000
 MAX_GLOBAL = 10  # the service's max_speakers range is 1..10
 VAD_FRAME = 512
 
@@ -266,7 +267,7 @@ class BaselineEngine(Engine):
         # weights, embeddings, valid, activity summary, continuity links, online mapping,
         # cells of each local speaker's embedding audio)
         self.windows: list[tuple] = []
-        self.letters: dict[int, str] = {}
+        self.letters = say.SpeakerLetters()
         self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
         self.turn_words: dict[int, list] = {}  # turn_order -> [(start s, end s)] of its words
         self.finished = False
@@ -296,10 +297,11 @@ class BaselineEngine(Engine):
         return self._finalise(self.received, confidence=1.0) if self.turn else []
 
     def update_configuration(self, changes: dict) -> list[dict]:
-        if changes.get("min_turn_silence") is not None:
-            self.min_silence = int(changes["min_turn_silence"]) / 1000.0
-        if changes.get("max_turn_silence") is not None:
-            self.max_silence = int(changes["max_turn_silence"]) / 1000.0
+        """UpdateConfiguration (``messages.apply_update``): the turn silences and
+        ``format_turns`` apply from now on."""
+        self.params = say.apply_update(self.params, changes)
+        self.min_silence = self.params.effective_min_turn_silence / 1000.0
+        self.max_silence = self.params.effective_max_turn_silence / 1000.0
         return []
 
     def finish(self) -> list[dict]:
@@ -330,9 +332,8 @@ class BaselineEngine(Engine):
             turn.last_speech = frame_end
             turn.decoded_at = frame_end
             out = []
-            if self.params.speech_model.startswith("u3"):
-                out.append({"type": "SpeechStarted", "timestamp": int((frame_end - VAD_FRAME) * 1000 // SAMPLE_RATE),
-                            "confidence": round(prob, 3)})
+            if self.params.family.speech_started:
+                out.append(say.speech_started((frame_end - VAD_FRAME) * 1000 // SAMPLE_RATE, prob))
             return out
         if speech:
             turn.last_speech = frame_end
@@ -391,15 +392,9 @@ class BaselineEngine(Engine):
         label = self._turn_speaker(words, speakers) if self.diarize else None
         msg_words = [self._word(w, final, speakers[i] if speakers else None, formatted=False)
                      for i, (w, final) in enumerate(zip(words, finals))]
-        message = {
-            "type": "Turn", "turn_order": turn.order, "turn_is_formatted": False,
-            "end_of_turn": False,
-            "transcript": " ".join(_plain(w[0]) for w, f in zip(words, finals) if f),
-            "end_of_turn_confidence": 0.0, "words": msg_words,
-        }
-        if self.diarize:
-            message["speaker_label"] = self._letter_of(label, msg_words)
-        return [message]
+        letter = self._letter_of(label, msg_words) if self.diarize else None
+        return [say.turn_message(self.params, turn_order=turn.order, words=msg_words,
+                                 end_of_turn=False, speaker_label=letter)]
 
     def _finalise(self, end: int, confidence: float, words: list[tuple] | None = None,
                   decoded_to: int | None = None) -> list[dict]:
@@ -433,17 +428,14 @@ class BaselineEngine(Engine):
         variants = [False, True] if self.params.format_turns else [False]
         for formatted in variants:
             msg_words = [self._word(w, True, None if not self.diarize else
-                                    ("UNKNOWN" if unknown else speakers[i]), formatted)
+                                    (UNKNOWN if unknown else speakers[i]), formatted)
                          for i, w in enumerate(words)]
-            message = {
-                "type": "Turn", "turn_order": turn.order, "turn_is_formatted": formatted,
-                "end_of_turn": True,
-                "transcript": " ".join(w["text"] for w in msg_words),
-                "end_of_turn_confidence": float(confidence), "words": msg_words,
-            }
+            letter = None
             if self.diarize:
-                message["speaker_label"] = "UNKNOWN" if unknown else self._letter_of(label, msg_words)
-            messages.append(message)
+                letter = UNKNOWN if unknown else self._letter_of(label, msg_words)
+            messages.append(say.turn_message(
+                self.params, turn_order=turn.order, words=msg_words, end_of_turn=True,
+                formatted=formatted, end_of_turn_confidence=confidence, speaker_label=letter))
         self.final_turns[turn.order] = messages[-1]
         return messages
 
@@ -490,12 +482,10 @@ class BaselineEngine(Engine):
 
     def _word(self, w: tuple, final: bool, speaker, formatted: bool) -> dict:
         text, start, end, prob = w
-        word = {"text": text if formatted else _plain(text),
-                "start": int(round(start * 1000)), "end": int(round(max(end, start) * 1000)),
-                "confidence": round(float(prob), 4), "word_is_final": bool(final)}
-        if speaker is not None:
-            word["speaker"] = speaker  # a global index until _letter_of turns it into a letter
-        return word
+        # speaker: a global index until _letter_of turns it into a letter
+        return say.word_message(text if formatted else _plain(text), say.to_ms(start),
+                                say.to_ms(max(end, start)), prob, final,
+                                say.NO_SPEAKER if speaker is None else speaker)
 
     def _letter_of(self, label, msg_words: list[dict]) -> str | None:
         """Give letters in order of first appearance (words in time order, then the turn)."""
@@ -508,9 +498,7 @@ class BaselineEngine(Engine):
         return self._letter(int(label))
 
     def _letter(self, g: int) -> str:
-        if g not in self.letters:
-            self.letters[g] = chr(ord("A") + len(self.letters))
-        return self.letters[g]
+        return self.letters(g)
 
     # ------------------------------------------------------------------ audio buffer
 
@@ -885,7 +873,7 @@ class BaselineEngine(Engine):
         revisions = []
         for order in sorted(self.final_turns):
             old = self.final_turns[order]
-            if old.get("speaker_label") == "UNKNOWN":
+            if old.get("speaker_label") == UNKNOWN:
                 continue
             spans = self.turn_words[order]
             words = [(None, s, e, None) for s, e in spans]
@@ -906,7 +894,7 @@ class BaselineEngine(Engine):
             if new_label != old.get("speaker_label") or any(
                     (a.get("speaker"), a["start"], a["end"]) != (b.get("speaker"), b["start"], b["end"])
                     for a, b in zip(new_words, old["words"])):
-                revisions.append({"turn_order": order, "speaker_label": new_label, "words": new_words})
+                revisions.append(say.revision_entry(order, new_label, new_words))
         if not revisions:
             return []
-        return [{"type": "SpeakerRevision", "revisions": revisions}]
+        return [say.speaker_revision(revisions)]
