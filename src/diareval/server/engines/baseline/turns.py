@@ -3,7 +3,9 @@
 silero-vad's speech probability (one per 32 ms frame) drives the turns. A turn starts at
 speech and ends after ``max_turn_silence`` of silence, or after ``min_turn_silence`` when
 the transcript ends a sentence (the "confident" end of turn), or on ForceEndpoint /
-Terminate. Whisper decodes the turn as it grows (partials, at most every
+Terminate, or where the speaker changes without a pause (:meth:`TurnBuilder.split`; the
+engine finds the change on the speaker grid): the words before the change end the turn,
+the rest go on as the next one. Whisper decodes the turn as it grows (partials, at most every
 ``partial_interval`` s and at most every half of the turn's length, so the cost stays
 linear), then once more when it ends. :class:`TurnBuilder` says what happened as
 :class:`TurnStart`, :class:`TurnPartial` and :class:`TurnEnd` events; labelling and
@@ -18,6 +20,9 @@ from typing import Callable
 from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline.config import VAD_FRAME, BaselineConfig
 from diareval.server.engines.baseline.words import SENTENCE_END, Word, plain
+
+
+SPLIT_CONFIDENCE = 0.8  # end_of_turn_confidence of a turn ended by a change of speaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,27 @@ class TurnBuilder:
         turn.partial_words = tuple(words)
         turn.partials_sent += 1
         return TurnPartial(turn.order, tuple(words), tuple(finals))
+
+    def split(self, at: int, decoded_to: int, received: int) -> TurnEnd | None:
+        """The speaker changed at sample ``at`` without a pause: the turn in progress ends
+        with its words (decoded to ``decoded_to``) whose centre lies before ``at``, and goes
+        on as a new turn from there (from the first later word's start, if that is earlier,
+        but not before the last kept word's end). None (nothing changes) when no word lies
+        before ``at`` or none after it."""
+        turn = self.turn
+        if turn is None or at <= turn.start:
+            return None
+        words = self.decode(turn.start, decoded_to)
+        before = [w for w in words if (w.start + w.end) / 2 * SAMPLE_RATE < at]
+        after = words[len(before):]
+        if not before or not after:
+            return None
+        start = max(int(before[-1].end * SAMPLE_RATE), min(at, int(after[0].start * SAMPLE_RATE)))
+        last_speech = turn.last_speech
+        ended = self.end(start, SPLIT_CONFIDENCE, received, words=before, decoded_to=decoded_to)
+        self.turn = _Turn(self.next_order, start)
+        self.turn.last_speech = max(last_speech, start)
+        return ended
 
     def end(self, end: int, confidence: float, received: int, words: list[Word] | None = None,
             decoded_to: int | None = None) -> TurnEnd | None:
