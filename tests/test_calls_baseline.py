@@ -14,7 +14,8 @@ from diareval.server.engines.baseline.bandwidth import BandwidthMeter
 from diareval.server.engines.baseline.config import BaselineConfig
 from diareval.server.engines.baseline.labelling import speaker_change
 from diareval.server.engines.baseline.recluster import cut_tree
-from diareval.server.engines.baseline.turns import SPLIT_CONFIDENCE, TurnBuilder, TurnEnd
+from diareval.server.engines.baseline.turns import (SPLIT_CONFIDENCE, SPLIT_CONTEXT, TurnBuilder,
+                                                    TurnEnd)
 from diareval.server.engines.baseline.words import Word
 
 RATE = 16000
@@ -139,8 +140,9 @@ def test_no_speaker_change_without_enough_speech_on_both_sides():
 
 def test_turn_split_ends_the_words_before_the_change_and_goes_on():
     """A turn of four words; the speaker changes at 1.5 s: the first two words (centres
-    0.45 and 1.05 s) end turn 0, and turn 1 starts at the third word's start (1.4 s, before
-    the change, after the second word's end, 1.2 s) and ends with the other two."""
+    0.45 and 1.05 s) end turn 0; turn 1 decodes from 0.5 s (SPLIT_CONTEXT before the
+    change), so its decode holds "two" again, but it owns only the words centred from
+    1.5 s on: it ends with the other two."""
     words = [Word("one", 0.2, 0.7, 0.9), Word("two", 0.9, 1.2, 0.9),
              Word("three", 1.4, 1.9, 0.9), Word("four", 2.0, 2.6, 0.9)]
 
@@ -155,7 +157,8 @@ def test_turn_split_ends_the_words_before_the_change_and_goes_on():
     ended = builder.split(int(1.5 * RATE), now, now)
     assert isinstance(ended, TurnEnd) and ended.order == 0
     assert [w.text for w in ended.words] == ["one", "two"] and ended.confidence == SPLIT_CONFIDENCE
-    assert builder.turn.order == 1 and builder.start == int(1.4 * RATE)
+    assert builder.turn.order == 1 and builder.words_from == int(1.5 * RATE)
+    assert builder.start == int((1.5 - SPLIT_CONTEXT) * RATE)
     last = builder.end(now, 1.0, now)
     assert last.order == 1 and [w.text for w in last.words] == ["three", "four"]
     # nothing after the change (or nothing before it): no split

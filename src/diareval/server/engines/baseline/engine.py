@@ -167,7 +167,7 @@ class BaselineEngine(Engine):
     def _speaker_change(self, frame_end: int) -> TurnEnd | None:
         """The turn in progress ends where the speaker changed without a pause, if the
         grid shows such a change (``labelling.Labeller.change``)."""
-        change = self.labeller.change(self.turns.start / SAMPLE_RATE, frame_end / SAMPLE_RATE)
+        change = self.labeller.change(self.turns.words_from / SAMPLE_RATE, frame_end / SAMPLE_RATE)
         if change is None:
             return None
         return self.turns.split(int(change * SAMPLE_RATE), frame_end, self.received)
@@ -228,7 +228,8 @@ class BaselineEngine(Engine):
     def _say_final(self, event: TurnEnd) -> list[dict]:
         words = list(event.words)
         if self.config.snap_words:
-            words = snap(words, self._speech, self.config.max_snap, self.received / SAMPLE_RATE)
+            words = snap(words, self._speech, self.config.max_snap, self.received / SAMPLE_RATE,
+                         event.bounds)
         if self.diarize:
             turn = self.labeller.final(words)
         else:
