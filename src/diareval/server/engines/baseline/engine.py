@@ -6,7 +6,11 @@
 2. the frames drive the turns (``turns.TurnBuilder``): when a turn starts, grows and ends,
    and its words from Whisper tiny.en (``asr``, ``words.Word``);
 3. every ``step`` s, the diarization window (``diarizer.Diarizer``: segmentation-3.0 ->
-   CAM++ embeddings -> incremental clustering -> the session's 20 ms speaker grid);
+   CAM++ embeddings -> incremental clustering -> the session's 20 ms speaker grid); after
+   it, a turn in progress also ends where the grid shows the speaker changing without a
+   pause (``labelling.Labeller.change``, ``TurnBuilder.split``); the speech frames' band
+   (``bandwidth.BandwidthMeter``) says whether the audio is narrow-band (a phone line),
+   where the clustering's new-speaker decisions are calibrated differently;
 4. final words are stretched over the speech next to them (``words.snap``) and labelled
    (``labelling.Labeller``: word and turn speakers, changes of speaker, overlapped speech;
    live re-clustering in ``recluster``);

@@ -9,7 +9,9 @@ change speaker the change moves to where the grid's activity of the two crosses
 (:func:`turn_speaker`); a turn with under ``unknown_below`` s of speech is unknown. The
 outer words of each run of one speaker's words then stretch over the grid cells where
 that speaker and another one are active at once (:func:`grow_runs`): Whisper gives one
-word stream, and this is how the words come to hold overlapped speech.
+word stream, and this is how the words come to hold overlapped speech. While a turn is
+spoken, :func:`speaker_change` finds where its speaker changes without a pause on the
+online grid (``change_min_run`` s of each side), and the engine ends the turn there.
 """
 
 from __future__ import annotations
