@@ -94,7 +94,9 @@ two at 0.44-0.51, under the 0.5 cut tuned on wide-band meetings; and with no pau
 
 Elsewhere (no regression beyond noise), after: AMI excerpts DER 0.297 (0.2945 before on
 this machine's packages), without revision 0.316; read-speech mixtures seed 3 (4 x 90 s)
-MIX_LINE.
+after: DER 0.291, without revision 0.361, floor 0.259, RTF 0.258 (the last table's
+0.305 / 0.359, session 5's packages): the turn splits and the band meter do not hurt
+wide-band read speech.
 
 Recorded 2026-12-02 (session 5) on the shared 2-core machine, the 11 AMI excerpts of
 ../shared/data/ami-excerpts (30 s each, 246 s of reference speaker time, 39 s of it
