@@ -194,26 +194,7 @@ def report_html(comparison, title: str | None = None) -> str:
     title = title or "diareval report: " + ", ".join(run.name for run in runs)
     datasets, versions, conventions = _runs_html(runs)
     drawn, failed = render_figures(comparison.scores)
-    sections = [
-        ("datasets", "Datasets", datasets),
-        ("configurations", "Configurations", _table_html(comparison.configurations[
-            ["id", "run", "config", "model", "max_speakers", "params", "snr", "engine",
-             "backend", "dataset"]])),
-        ("versions", "Versions", versions),
-        ("conventions", "Conventions", f"<p>{html.escape(comparison.conventions)}</p>"
-         + conventions),
-        ("summary", "Summary", "<p class=note>DER and its parts over the "
-         f"{len(comparison.uris)} recordings scored in every run, 95% bootstrap interval "
-         "over recordings; turn accuracy with a Wilson-guarded interval.</p>"
-         + _table_html(summary_table(comparison))),
-    ]
-    if len(comparison.differences):
-        sections.append(("differences", "Paired differences",
-                         f"<p class=note>Each configuration minus {html.escape(comparison.baseline)}"
-                         ", paired bootstrap over the common recordings; significant when the "
-                         "interval excludes 0.</p>" + _table_html(differences_table(comparison))))
-    figure_links = []
-    blocks = []
+    figure_links, blocks = [], []
     for name, figure in drawn:
         anchor = f"figure-{name}"
         figure_links.append(f'<li><a href="#{anchor}">{html.escape(name)}</a></li>')
@@ -222,9 +203,29 @@ def report_html(comparison, title: str | None = None) -> str:
                       '<a class=top href="#contents">contents</a></figcaption></figure>')
     blocks += [f'<p class=error>figure {html.escape(n)} failed: {html.escape(e)}</p>'
                for n, e in failed]
-    sections.append(("figures", "Figures", "".join(blocks) or "<p class=note>(none)</p>"))
-    sections.append(("sessions", "Per-session table",
-                     _table_html(_sessions_table(comparison.scores.sessions))))
+    # the numbers first (what a reader opens the page for), then what produced them
+    sections = [("summary", "Summary", "<p class=note>DER and its parts over the "
+                 f"{len(comparison.uris)} recordings scored in every run, 95% bootstrap "
+                 "interval over recordings; turn accuracy and unknown rate with a "
+                 "Wilson-guarded interval. Conventions: "
+                 f'{html.escape(comparison.conventions)} (<a href="#conventions">details</a>).'
+                 "</p>" + _table_html(summary_table(comparison)))]
+    if len(comparison.differences):
+        sections.append(("differences", "Paired differences",
+                         f"<p class=note>Each configuration minus {html.escape(comparison.baseline)}"
+                         ", paired bootstrap over the common recordings; significant when the "
+                         "interval excludes 0.</p>" + _table_html(differences_table(comparison))))
+    sections += [
+        ("figures", "Figures", "".join(blocks) or "<p class=note>(none)</p>"),
+        ("configurations", "Configurations", _table_html(comparison.configurations[
+            ["id", "run", "config", "model", "max_speakers", "params", "snr", "engine",
+             "backend", "dataset"]])),
+        ("datasets", "Datasets", datasets),
+        ("versions", "Versions", versions),
+        ("conventions", "Conventions", f"<p>{html.escape(comparison.conventions)}</p>"
+         + conventions),
+        ("sessions", "Per-session table",
+         _table_html(_sessions_table(comparison.scores.sessions)))]
     toc = "".join(f'<li><a href="#{a}">{html.escape(t)}</a>'
                   + (f"<ul>{''.join(figure_links)}</ul>" if a == "figures" and figure_links
                      else "") + "</li>" for a, t, _ in sections)
