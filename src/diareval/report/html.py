@@ -179,7 +179,8 @@ max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;
 margin-top:2em}
 table.data{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-table.data th,table.data td{border:1px solid #ddd;padding:.25em .5em;text-align:left}
+table.data th,table.data td{border:1px solid #ddd;padding:.25em .5em;text-align:left;
+white-space:nowrap}
 table.data th{background:#f3f3f3}.note{color:#666;font-size:.9em}
 nav ul{columns:2}figure{margin:1em 0}figure img{max-width:100%;height:auto;
 border:1px solid #eee}a.top{font-size:.8em;margin-left:.5em}.error{color:#a00}
