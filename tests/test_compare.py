@@ -171,3 +171,47 @@ def test_folder_of_runs(runs, tmp_path):
         shutil.copytree(run, grid / run.name)
     comparison = compare_runs([grid], n_boot=50)
     assert list(comparison.configurations["run"]) == ["clean", "heavy"]
+
+
+def test_param_grid_configurations():
+    """--param NAME repeated with other values: one configuration per value, ids unique."""
+    from diareval.cli.run import _params
+    from diareval.stream.config import ParamGrid, make_configs
+    params = _params([("format_turns", True), ("format_turns", False),
+                      ("keyterms_prompt", ["a", "b"]), ("format_turns", True)])
+    assert params == {"format_turns": ParamGrid([True, False]), "keyterms_prompt": ["a", "b"]}
+    configs = make_configs(["u3-rt-pro"], "none,2", params)
+    assert [(c.max_speakers, dict(c.params)["format_turns"]) for c in configs] == \
+        [(None, True), (None, False), (2, True), (2, False)]
+    assert all(dict(c.params)["keyterms_prompt"] == ["a", "b"] for c in configs)
+    assert len({c.name for c in configs}) == 4
+
+
+def test_run_snr_levels_one_run_each(tmp_path, monkeypatch, capsys):
+    """run --snr 0,10: the noisy dataset at each level, in RUN_DIR/snr-<level>."""
+    import diareval.stream
+
+    calls = []
+
+    class Result:
+        ok, run_dir = True, None
+
+        def summary(self):
+            return "ok"
+
+        def count(self, status):
+            return 0
+
+    def fake_run(dataset, **kwargs):
+        calls.append((dataset, kwargs["dataset_options"], kwargs["run_dir"]))
+        return Result()
+
+    monkeypatch.setattr(diareval.stream, "run", fake_run)
+    assert cli_main(["run", "--backend", "local", "--snr", "0,10", "--noise", "white",
+                     "--dataset-options", '{"minutes": 0.5}', "--run-dir",
+                     str(tmp_path / "g")]) == 0
+    assert [(d, o["snr"], o["noise"], o["dataset"], o["minutes"], Path(r).name)
+            for d, o, r in calls] == [("noisy", 0.0, "white", "synthetic", 0.5, "snr-0"),
+                                      ("noisy", 10.0, "white", "synthetic", 0.5, "snr-10")]
+    assert f"compare {tmp_path / 'g'}" in capsys.readouterr().out
+    assert cli_main(["run", "--backend", "local", "--snr", "x"]) == 2
