@@ -16,7 +16,7 @@ from diareval.cli import main as cli_main
 from diareval.datasets.recording import Recording
 from diareval.errors import ConfigError, DiarevalError
 from diareval.report import compare_runs
-from diareval.report.compare import SETTINGS
+from diareval.report.comparison import SETTINGS
 from diareval.score import Conventions, score_run
 from diareval.server.engines.base import SessionParams
 from diareval.server.engines.oracle import OracleConfig, make_oracle_factory
@@ -87,7 +87,7 @@ def test_paired_difference_excludes_zero(runs):
     clean, heavy, _ = runs
     comparison = compare_runs([clean, heavy], n_boot=300)
     ids = list(comparison.configurations["id"])
-    assert ids == [f"clean/{CONFIG}", f"heavy/{CONFIG}"]  # same config name: made unique by run
+    assert ids == [f"{CONFIG}__clean", f"{CONFIG}__heavy"]  # same config name: made unique by run
     assert comparison.baseline == ids[0]
     assert set(SETTINGS) <= set(comparison.configurations.columns)
     assert list(comparison.configurations["engine"]) == ["oracle", "oracle"]
@@ -133,7 +133,7 @@ def test_cli_equals_api_and_writes(runs, tmp_path, capsys):
 def test_baseline_by_run_name_and_unknown(runs):
     clean, heavy, _ = runs
     comparison = compare_runs([clean, heavy], baseline="heavy", n_boot=50)
-    assert comparison.baseline == f"heavy/{CONFIG}"
+    assert comparison.baseline == f"{CONFIG}__heavy"
     assert comparison.differences.set_index("measure").loc["der", "hi"] < 0
     with pytest.raises(ConfigError, match="unknown"):
         compare_runs([clean, heavy], baseline="nope", n_boot=50)
@@ -167,10 +167,19 @@ def test_folder_of_runs(runs, tmp_path):
     clean, heavy, _ = runs
     grid = tmp_path / "grid"
     grid.mkdir()
-    for run in (clean, heavy):
-        shutil.copytree(run, grid / run.name)
+    for run, snr in ((clean, 20), (heavy, 0)):
+        shutil.copytree(run, grid / f"snr-{snr}")
+        manifest = json.loads((grid / f"snr-{snr}" / "run.json").read_text())
+        manifest.update(dataset="noisy", dataset_options={"dataset": "x", "snr": snr})
+        (grid / f"snr-{snr}" / "run.json").write_text(json.dumps(manifest))
     comparison = compare_runs([grid], n_boot=50)
-    assert list(comparison.configurations["run"]) == ["clean", "heavy"]
+    configs = comparison.configurations
+    assert list(configs["run"]) == ["snr-0", "snr-20"]
+    assert list(configs["id"]) == [f"{CONFIG}__snr-0", f"{CONFIG}__snr-20"]
+    assert list(configs["snr"]) == [0, 20]
+    sessions = comparison.scores.sessions
+    assert sessions.groupby("config")["snr"].first().to_dict() == \
+        {f"{CONFIG}__snr-0": 0.0, f"{CONFIG}__snr-20": 20.0}
 
 
 def test_param_grid_configurations():

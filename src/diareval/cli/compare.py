@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Print :func:`diareval.report.compare_runs`'s comparison; write it with ``--out``."""
-    from diareval.report.compare import compare_runs
+    from diareval.report.comparison import compare_runs
     comparison = compare_runs(args.runs, baseline=args.baseline,
                               common_recordings=args.common_recordings, n_boot=args.n_boot,
                               seed=args.seed)

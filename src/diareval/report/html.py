@@ -112,6 +112,29 @@ def render_figures(scores: RunScores, registry: dict | None = None):
     return drawn, failed
 
 
+def render_timelines(comparison, limit: int = 4):
+    """``[(name, Figure)]``: the session timeline of the first compared recording in each
+    of the first ``limit`` configurations, where ``diareval.report.timeline_from_run``
+    exists and the recording loads; ``[(name, reason)]`` for those that could not."""
+    try:
+        from diareval.report import timeline_from_run
+    except ImportError:
+        return [], []
+    drawn, failed = [], []
+    if not comparison.uris:
+        return drawn, failed
+    uri = comparison.uris[0]
+    rows = comparison.configurations.head(limit)
+    runs = {run.name: run for run in comparison.runs}
+    for row in rows.itertuples():
+        name = f"timeline__{row.id}__{uri}"
+        try:
+            drawn.append((name, timeline_from_run(runs[row.run].path, uri, config=row.config)))
+        except Exception as error:  # e.g. the run's dataset is not on this machine
+            failed.append((name, f"{type(error).__name__}: {error}"))
+    return drawn, failed
+
+
 def write_registry_figures(scores: RunScores, figures_dir: str | Path) -> list[Path]:
     """Save every registry figure as ``<figures_dir>/<name>.png``; return the paths."""
     import matplotlib.pyplot as plt
@@ -189,12 +212,14 @@ border:1px solid #eee}a.top{font-size:.8em;margin-left:.5em}.error{color:#a00}
 
 
 def report_html(comparison, title: str | None = None) -> str:
-    """The whole page for a :class:`~diareval.report.compare.Comparison`."""
-    from diareval.report.compare import differences_table, summary_table
+    """The whole page for a :class:`~diareval.report.comparison.Comparison`."""
+    from diareval.report.comparison import differences_table, summary_table
     runs = comparison.runs
     title = title or "diareval report: " + ", ".join(run.name for run in runs)
     datasets, versions, conventions = _runs_html(runs)
     drawn, failed = render_figures(comparison.scores)
+    timelines, missing = render_timelines(comparison)
+    drawn, failed = drawn + timelines, failed + missing
     figure_links, blocks = [], []
     for name, figure in drawn:
         anchor = f"figure-{name}"
@@ -243,7 +268,7 @@ def write_report(runs: Iterable, out: str | Path | None = None, baseline: str | 
     """Write ``report.html`` for ``runs`` (run directories; ``python -m diareval report``
     mirrors it) and return its path: ``out`` (a folder, or a path ending in .html), by
     default the first run's directory (for a folder of runs: that folder)."""
-    from diareval.report.compare import compare_runs
+    from diareval.report.comparison import compare_runs
     runs = list(runs)
     comparison = compare_runs(runs, baseline=baseline, common_recordings=common_recordings,
                               n_boot=n_boot, seed=seed)
@@ -260,7 +285,7 @@ def write_report(runs: Iterable, out: str | Path | None = None, baseline: str | 
 
 
 def _default_report_path(folder: Path) -> Path:
-    from diareval.report.compare import _open_run
+    from diareval.report.comparison import _open_run
     runs = _open_run(folder)
     # one run: its own report path; a folder of runs: report.html in that folder
     return runs[0].report_path if len(runs) == 1 and runs[0].path == folder else \

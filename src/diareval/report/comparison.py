@@ -4,7 +4,7 @@ A run is read only through its ``run.json`` (what was asked: dataset, configurat
 backend, engine, versions) and ``RunScores.read(<run>/scores)``; every path is built in
 :func:`_open_run` alone. Configurations of several runs (other engines, backends, error
 models, SNR levels) on the same recordings compare like configurations of one run:
-each gets a unique id (``<run>/<config>`` where config names clash across runs), the
+each gets a unique id (``<config>__<run>`` where config names clash across runs), the
 per-session tables are concatenated under those ids, the pooled tables recomputed
 (``diareval.score.run.aggregate``), and the paired differences against a baseline are
 paired bootstraps over the recordings both were scored on
@@ -138,7 +138,9 @@ def configuration_table(runs: Sequence[LoadedRun]) -> pd.DataFrame:
     for run in runs:
         for config in _configs(run):
             unique = names[config] == 1
-            rows.append(dict(id=config if unique else f"{run.name}/{config}", run=run.name,
+            # the run as one more ``__`` part of the name, so figures that split names
+            # into parts (an ``snr-10`` part: report's noise figure) read it too
+            rows.append(dict(id=config if unique else f"{config}__{run.name}", run=run.name,
                              config=config, **_settings(run, config)))
     return pd.DataFrame(rows, columns=["id", "run", "config", *SETTINGS, "dataset"])
 
@@ -196,6 +198,7 @@ def _merged_tables(runs: Sequence[LoadedRun], configs: pd.DataFrame,
     """The per-session tables of every run, configs renamed to their ids, restricted to
     ``uris``."""
     ids = {(r.run, r.config): r.id for r in configs.itertuples()}
+    snrs = {r.id: r.snr for r in configs.itertuples() if r.snr is not None and pd.notna(r.snr)}
     keep = set(uris)
     merged: dict[str, list[pd.DataFrame]] = {}
     for run in runs:
@@ -205,6 +208,8 @@ def _merged_tables(runs: Sequence[LoadedRun], configs: pd.DataFrame,
             table = table[table["uri"].isin(keep)].copy()
             table["config"] = [ids.get((run.name, c), c) for c in table["config"]]
             table.insert(0, "run", run.name)
+            if snrs and name in ("sessions", "turns"):
+                table["snr"] = table["config"].map(snrs).astype(float)
             merged.setdefault(name, []).append(table)
     return {name: pd.concat(parts, ignore_index=True) for name, parts in merged.items()}
 
