@@ -58,38 +58,33 @@ class LoadedRun:
 def _open_run(path: str | Path) -> list[LoadedRun]:
     """The run at ``path`` (or, for a folder of runs such as ``run --snr``'s, each run in it).
 
-    The only function here that knows the run-directory layout (``run.json``,
-    ``scores/``, ``figures/``, ``report.html``); it uses ``diareval.rundir.RunDir``
-    where that module exists.
+    The only function of compare and report that touches the run directory, through
+    :class:`diareval.rundir.RunDir` (``run.json``, ``scores/``, ``figures/``) plus the
+    page's name ``report.html``.
     """
+    from diareval.rundir import CONVENTIONS, RunDir
     path = Path(path)
-    try:
-        from diareval.rundir import RunDir
-    except ImportError:  # before the run-directory module: the layout of DESIGN.md by hand
-        RunDir = None
-    manifest_path = RunDir(path).manifest_path if RunDir else path / "run.json"
-    scores_dir = RunDir(path).scores_dir if RunDir else path / "scores"
-    figures_dir = RunDir(path).figures_dir if RunDir else path / "figures"
+    rundir = RunDir(path)
     if not path.is_dir():
         raise DiarevalError(f"{path}: not a run directory")
-    if not manifest_path.exists() and not scores_dir.is_dir():
+    if not rundir.holds_run() and not rundir.scores_dir.is_dir():
         inner = sorted(p for p in path.iterdir() if p.is_dir() and
-                       ((p / manifest_path.name).exists() or (p / scores_dir.name).is_dir()))
+                       (RunDir(p).holds_run() or RunDir(p).scores_dir.is_dir()))
         if inner:
             return [run for p in inner for run in _open_run(p)]
-        raise DiarevalError(f"{path}: not a run directory (no {manifest_path.name}, no "
-                            f"{scores_dir.name}/)")
-    manifest = {}
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise DiarevalError(f"{manifest_path}: not a run manifest ({error})") from error
-    scores = RunScores.read(scores_dir)
-    conventions_path = scores_dir / "conventions.json"
-    conventions = json.loads(conventions_path.read_text()) if conventions_path.exists() else {}
-    return [LoadedRun(name=path.resolve().name, path=path, manifest=manifest, scores=scores,
-                      conventions=conventions, figures_dir=figures_dir,
+        raise DiarevalError(f"{path}: not a run directory (no {rundir.manifest_path.name}, no "
+                            f"{rundir.scores_dir.name}/)")
+    manifest = rundir.read_manifest()
+    scores = RunScores.read(rundir.scores_dir)
+    conventions_path = rundir.scores_dir / CONVENTIONS
+    try:
+        conventions = json.loads(conventions_path.read_text()) if conventions_path.exists() \
+            else {}
+    except (OSError, ValueError) as error:
+        raise DiarevalError(f"{conventions_path}: not a conventions file ({error})") from error
+    return [LoadedRun(name=path.resolve().name, path=path,
+                      manifest=manifest.to_json() if manifest is not None else {},
+                      scores=scores, conventions=conventions, figures_dir=rundir.figures_dir,
                       report_path=path / "report.html")]
 
 
@@ -353,7 +348,9 @@ def compare_runs(runs: Iterable[str | Path | LoadedRun], baseline: str | None = 
     base = _resolve_baseline(configs, baseline)
     tables = _merged_tables(loaded, configs, uris)
     conv = _conventions_object(conventions)
-    tables.update(aggregate(tables, conv, n_boot=n_boot, seed=seed))
+    sessions = tables.pop("sessions")
+    tables.update(aggregate(sessions, tables, conv, n_boot=n_boot, seed=seed))
+    tables["sessions"] = sessions
     others = [c for c in configs["id"] if c != base]
     differences = paired_differences(tables, base, others, n_boot=n_boot, seed=seed, level=level)
     text = conventions.get("conventions") or conv.describe()
