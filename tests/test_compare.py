@@ -97,8 +97,8 @@ def test_paired_difference_excludes_zero(runs):
     accuracy = comparison.differences.set_index("measure").loc["turn_accuracy"]
     assert accuracy["hi"] < 0 and accuracy["significant"]
     text = comparison.format()
-    assert "higher than the baseline: worse (interval excludes 0)" in text
-    assert "lower than the baseline: worse (interval excludes 0)" in text
+    assert "higher: worse (interval excludes 0)" in text
+    assert "lower: worse (interval excludes 0)" in text
 
 
 def test_numbers_match_each_run(runs):

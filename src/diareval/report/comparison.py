@@ -18,6 +18,7 @@ Refused, with a message naming the runs: runs scored under different conventions
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -243,8 +244,10 @@ def paired_differences(tables: dict, baseline: str, others: Sequence[str], n_boo
             if a.empty or b.empty:
                 continue
             try:
-                d = paired_bootstrap(a, b, numerator, denominator, n_boot=n_boot, seed=seed,
-                                     level=level)
+                with warnings.catch_warnings():  # a bucket no replicate can fill: NaN, said
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    d = paired_bootstrap(a, b, numerator, denominator, n_boot=n_boot,
+                                         seed=seed, level=level)
             except DiarevalError:
                 continue
             row = d.iloc[0].to_dict()
@@ -267,8 +270,8 @@ def verdict(row) -> str:
         return "no significant difference (interval includes 0)"
     higher = row["difference"] > 0
     better = higher == (row["measure"] in HIGHER_IS_BETTER)
-    return f"{'higher' if higher else 'lower'} than the baseline: " \
-           f"{'better' if better else 'worse'} (interval excludes 0)"
+    return f"{'higher' if higher else 'lower'}: {'better' if better else 'worse'} " \
+           "(interval excludes 0)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -406,7 +409,7 @@ def differences_table(comparison: Comparison) -> pd.DataFrame:
     frame = comparison.differences
     return pd.DataFrame({
         "configuration": frame["b_config"], "measure": frame["measure"],
-        "baseline": [_pct(v) for v in frame["a"]], "value": [_pct(v) for v in frame["b"]],
+        "against": [_pct(v) for v in frame["a"]], "value": [_pct(v) for v in frame["b"]],
         "difference": [f"{100 * d:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                        if np.isfinite(d) else "-" for d, lo, hi in
                        zip(frame["difference"], frame["lo"], frame["hi"])],
@@ -420,8 +423,8 @@ def format_comparison(comparison: Comparison) -> str:
              "configurations (DER and parts over the recordings, 95% bootstrap interval):",
              summary_table(comparison).to_string(index=False)]
     if len(comparison.differences):
-        lines += ["", f"paired differences against {comparison.baseline} (configuration minus "
-                  f"baseline; paired bootstrap over {len(comparison.uris)} recordings):",
+        lines += ["", f"paired differences against {comparison.baseline} (each configuration "
+                  f"minus it; paired bootstrap over {len(comparison.uris)} recordings):",
                   differences_table(comparison).to_string(index=False)]
     else:
         lines += ["", "one configuration only: no paired difference"]
