@@ -352,7 +352,9 @@ def compare_runs(runs: Iterable[str | Path | LoadedRun], baseline: str | None = 
     tables = _merged_tables(loaded, configs, uris)
     conv = _conventions_object(conventions)
     sessions = tables.pop("sessions")
-    tables.update(aggregate(sessions, tables, conv, n_boot=n_boot, seed=seed))
+    with warnings.catch_warnings():  # empty replicate buckets: NaN, said in the tables
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tables.update(aggregate(sessions, tables, conv, n_boot=n_boot, seed=seed))
     tables["sessions"] = sessions
     others = [c for c in configs["id"] if c != base]
     differences = paired_differences(tables, base, others, n_boot=n_boot, seed=seed, level=level)

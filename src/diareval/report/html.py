@@ -237,10 +237,11 @@ def report_html(comparison, title: str | None = None) -> str:
                  f'{html.escape(comparison.conventions)} (<a href="#conventions">details</a>).'
                  "</p>" + _table_html(summary_table(comparison)))]
     if len(comparison.differences):
+        note = (f"<p class=note>Each configuration minus {html.escape(comparison.baseline)}, "
+                "paired bootstrap over the common recordings; significant when the interval "
+                "excludes 0.</p>")
         sections.append(("differences", "Paired differences",
-                         f"<p class=note>Each configuration minus {html.escape(comparison.baseline)}"
-                         ", paired bootstrap over the common recordings; significant when the "
-                         "interval excludes 0.</p>" + _table_html(differences_table(comparison))))
+                         note + _table_html(differences_table(comparison))))
     sections += [
         ("figures", "Figures", "".join(blocks) or "<p class=note>(none)</p>"),
         ("configurations", "Configurations", _table_html(comparison.configurations[
