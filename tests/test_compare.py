@@ -156,6 +156,14 @@ def test_refuses_other_recordings_unless_common(runs, tmp_path):
     fewer = make_run(tmp_path / "fewer", recordings[:3], HEAVY, {})
     with pytest.raises(DiarevalError, match="different recordings.*--common-recordings"):
         compare_runs([clean, fewer])
+    other = tmp_path / "other"
+    shutil.copytree(heavy, other)
+    manifest = json.loads((other / "run.json").read_text())
+    manifest["dataset_options"] = {"minutes": 2}  # same uris, another spec
+    (other / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(DiarevalError, match="different recordings.*minutes"):
+        compare_runs([clean, other])
+    assert compare_runs([clean, other], common_recordings=True, n_boot=20).uris
     comparison = compare_runs([clean, fewer], common_recordings=True, n_boot=50)
     assert comparison.uris == ("r0", "r1", "r2")
     assert set(comparison.scores.sessions["uri"]) == {"r0", "r1", "r2"}

@@ -1,8 +1,8 @@
 """Compare configurations across one or more scored runs: :func:`compare_runs`.
 
-A run is read only through its ``run.json`` (what was asked: dataset, configurations,
-backend, engine, versions) and ``RunScores.read(<run>/scores)``; every path is built in
-:func:`_open_run` alone. Configurations of several runs (other engines, backends, error
+A run is read through its ``run.json`` (what was asked: dataset, configurations, backend,
+engine, versions) and ``RunScores.read(<run>/scores)``, both by ``report/runs.py`` (the one
+module that touches a run directory). Configurations of several runs (other engines, backends, error
 models, SNR levels) on the same recordings compare like configurations of one run:
 each gets a unique id (``<config>__<run>`` where config names clash across runs), the
 per-session tables are concatenated under those ids, the pooled tables recomputed
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from diareval.errors import ConfigError, DiarevalError
+from diareval.report.runs import LoadedRun, load_runs
 from diareval.score.results import RunScores
 
 #: the settings columns of :attr:`Comparison.configurations`, in order
@@ -41,69 +42,6 @@ MEASURES = (("der", "errors", "reference_speech", "sessions"),
 
 #: measures where a higher value is better (for the others, DER and its parts, lower is)
 HIGHER_IS_BETTER = ("turn_accuracy",)
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedRun:
-    """One scored run as compare and report read it."""
-
-    name: str
-    path: Path
-    manifest: dict
-    scores: RunScores
-    conventions: dict
-    figures_dir: Path
-    report_path: Path
-
-
-def _open_run(path: str | Path) -> list[LoadedRun]:
-    """The run at ``path`` (or, for a folder of runs such as ``run --snr``'s, each run in it).
-
-    The only function of compare and report that touches the run directory, through
-    :class:`diareval.rundir.RunDir` (``run.json``, ``scores/``, ``figures/``) plus the
-    page's name ``report.html``.
-    """
-    from diareval.rundir import CONVENTIONS, RunDir
-    path = Path(path)
-    rundir = RunDir(path)
-    if not path.is_dir():
-        raise DiarevalError(f"{path}: not a run directory")
-    if not rundir.holds_run() and not rundir.scores_dir.is_dir():
-        inner = sorted(p for p in path.iterdir() if p.is_dir() and
-                       (RunDir(p).holds_run() or RunDir(p).scores_dir.is_dir()))
-        if inner:
-            return [run for p in inner for run in _open_run(p)]
-        raise DiarevalError(f"{path}: not a run directory (no {rundir.manifest_path.name}, no "
-                            f"{rundir.scores_dir.name}/)")
-    manifest = rundir.read_manifest()
-    scores = RunScores.read(rundir.scores_dir)
-    conventions_path = rundir.scores_dir / CONVENTIONS
-    try:
-        conventions = json.loads(conventions_path.read_text()) if conventions_path.exists() \
-            else {}
-    except (OSError, ValueError) as error:
-        raise DiarevalError(f"{conventions_path}: not a conventions file ({error})") from error
-    return [LoadedRun(name=path.resolve().name, path=path,
-                      manifest=manifest.to_json() if manifest is not None else {},
-                      scores=scores, conventions=conventions, figures_dir=rundir.figures_dir,
-                      report_path=path / "report.html")]
-
-
-def load_runs(runs: Iterable[str | Path | LoadedRun]) -> list[LoadedRun]:
-    """Every run of ``runs`` (paths, folders of runs, or already loaded), names made unique."""
-    loaded: list[LoadedRun] = []
-    for run in runs:
-        loaded += [run] if isinstance(run, LoadedRun) else _open_run(run)
-    if not loaded:
-        raise ConfigError("no run to compare: give at least one run directory")
-    seen: dict[str, int] = {}
-    out = []
-    for run in loaded:
-        count = seen[run.name] = seen.get(run.name, 0) + 1
-        if count > 1:
-            run = LoadedRun(**{**run.__dict__, "name": f"{run.name}#{count}"})
-        out.append(run)
-    return out
 
 
 def _settings(run: LoadedRun, config: str) -> dict:
@@ -170,10 +108,29 @@ def _scored_uris(run: LoadedRun) -> set[str]:
     return set(sessions.loc[sessions["scored"].astype(bool), "uri"])
 
 
+def _recording_source(manifest: dict) -> str:
+    """The dataset and options a run's recordings came from, noise settings left out (the
+    levels of an SNR sweep are the same recordings, each with its noise)."""
+    dataset, options = manifest.get("dataset"), dict(manifest.get("dataset_options") or {})
+    if dataset == "noisy":
+        dataset = f"noisy copies of {options.pop('dataset', 'synthetic')}"
+        for key in ("snr", "noise", "seed"):
+            options.pop(key, None)
+    return f"{dataset} {json.dumps(options, sort_keys=True)}"
+
+
 def _check_recordings(runs: Sequence[LoadedRun], common_recordings: bool) -> list[str]:
     sets = [_scored_uris(run) for run in runs]
     common = set.intersection(*sets)
+    sources = [_recording_source(run.manifest) for run in runs]
     if not common_recordings:
+        for run, source in zip(runs[1:], sources[1:]):
+            if source != sources[0]:
+                # the same uris can name other recordings (another synthetic spec)
+                raise DiarevalError(
+                    f"runs on different recordings: {runs[0].path} streamed {sources[0]}, "
+                    f"{run.path} {source}; pass --common-recordings (common_recordings=True) "
+                    "if their recordings of the same uri are the same conversations")
         for run, uris in zip(runs[1:], sets[1:]):
             if uris != sets[0]:
                 only_a, only_b = sorted(sets[0] - uris), sorted(uris - sets[0])
@@ -216,8 +173,9 @@ def _conventions_object(conventions: dict):
     values = {k[5:]: v for k, v in conventions.items() if k.startswith("conv_") and k[5:] in known}
     try:
         return Conventions(**values)
-    except (TypeError, DiarevalError):
-        return Conventions()
+    except (TypeError, DiarevalError) as error:
+        raise DiarevalError(f"scores/conventions.json: conventions diareval cannot rebuild "
+                            f"({error}); score the runs again") from error
 
 
 def _counts(tables: dict, table: str, config: str) -> pd.DataFrame:

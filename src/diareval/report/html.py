@@ -286,7 +286,7 @@ def write_report(runs: Iterable, out: str | Path | None = None, baseline: str | 
 
 
 def _default_report_path(folder: Path) -> Path:
-    from diareval.report.comparison import _open_run
+    from diareval.report.runs import _open_run
     runs = _open_run(folder)
     # one run: its own report path; a folder of runs: report.html in that folder
     return runs[0].report_path if len(runs) == 1 and runs[0].path == folder else \
