@@ -55,7 +55,7 @@ def test_page_has_every_section_and_figure(report):
     assert len(drawn) >= 5 and len(drawn) <= len(figure_registry())
     for name, _ in drawn:
         assert f'id="figure-{name}"' in page
-    assert page.count("<img ") == len(drawn)
+    assert page.count("<img ") >= len(drawn)  # (+ session timelines where they load)
     # the numbers: both configurations, the versions and the per-session rows
     assert page.count("universal-streaming-english__max-speakers-none__clean") >= 3
     assert "git_sha" in page and "abc" in page
