@@ -127,7 +127,7 @@ def test_cli_equals_api_and_writes(runs, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert compare_runs([clean, heavy], n_boot=100).format() in printed
     assert (out / "configurations.csv").exists() and (out / "differences.csv").exists()
-    assert (out / "figures" / "paired_differences.png").exists()
+    assert (out / "figures" / "comparisons.png").exists()  # the forest plot of the differences
 
 
 def test_baseline_by_run_name_and_unknown(runs):

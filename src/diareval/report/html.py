@@ -47,7 +47,7 @@ def _local_figures() -> dict[str, Callable]:
     registry = {"der_over_time": over_time}
     for by in ("word_count", "duration", "overlap", "turn_index"):
         registry[f"accuracy_by_{by}"] = accuracy(by)
-    registry["paired_differences"] = differences_figure
+    registry["comparisons"] = differences_figure  # the name of report.FIGURES' forest plot
     return registry
 
 
