@@ -53,8 +53,10 @@ def test_page_has_every_section_and_figure(report):
     drawn, failed = render_figures(compare_runs([clean, report[2]], n_boot=50).scores)
     assert not failed
     assert len(drawn) >= 5 and len(drawn) <= len(figure_registry())
-    for name, _ in drawn:
+    import matplotlib.pyplot as plt
+    for name, figure in drawn:
         assert f'id="figure-{name}"' in page
+        plt.close(figure)
     assert page.count("<img ") >= len(drawn)  # (+ session timelines where they load)
     # the numbers: both configurations, the versions and the per-session rows
     assert page.count("universal-streaming-english__max-speakers-none__clean") >= 3
