@@ -78,6 +78,19 @@ class Mapping:
         return ",".join(f"{h}->{r}" for h, r in self.pairs)
 
 
+def solve_mapping(cooc: np.ndarray, gain: np.ndarray, hyp_labels, ref_labels) -> Mapping:
+    """The optimal mapping of a (hypothesis x reference) co-occurrence matrix (pyannote's
+    ``HungarianMapper``: maximise co-occurrence, keep only pairs that co-occur) and the speech
+    it makes correct (the ``gain`` of its pairs)."""
+    if cooc.size == 0:
+        return Mapping((), 0.0)
+    rows, cols = linear_sum_assignment(-cooc)
+    keep = cooc[rows, cols] > 0
+    rows, cols = rows[keep], cols[keep]
+    pairs = tuple((hyp_labels[h], ref_labels[r]) for h, r in zip(rows, cols))
+    return Mapping(pairs, float(gain[rows, cols].sum()))
+
+
 class ElementaryIntervals:
     """Cumulative DER components over a time grid of one session (see the module docstring).
 
@@ -114,7 +127,7 @@ class ElementaryIntervals:
         d_map = np.diff(bounds) * (_activity(bounds, ms, me, np.zeros(len(ms), dtype=int),
                                              1)[:, 0] > 0)
         NR, NH = nr.sum(axis=1), nh.sum(axis=1)
-        self.nr, self.nh, self.d = nr, nh, d
+        self.nr, self.nh, self.d, self.d_map = nr, nh, d, d_map
         per_interval = np.stack([NR * d, np.maximum(NR - NH, 0) * d, np.maximum(NH - NR, 0) * d,
                                  np.minimum(NR, NH) * d, (nh[:, ~self.known].sum(axis=1)) * d,
                                  (NR >= 2) * d], axis=1)
@@ -141,13 +154,7 @@ class ElementaryIntervals:
 
     def solve(self, cooc: np.ndarray, gain: np.ndarray) -> Mapping:
         """Optimal mapping for a co-occurrence matrix (pyannote HungarianMapper semantics)."""
-        if cooc.size == 0:
-            return Mapping((), 0.0)
-        rows, cols = linear_sum_assignment(-cooc)
-        keep = cooc[rows, cols] > 0
-        rows, cols = rows[keep], cols[keep]
-        pairs = tuple((self.known_labels[h], self.ref_labels[r]) for h, r in zip(rows, cols))
-        return Mapping(pairs, float(gain[rows, cols].sum()))
+        return solve_mapping(cooc, gain, self.known_labels, self.ref_labels)
 
     def apply(self, mapping: Mapping, gain: np.ndarray) -> float:
         """The speech ``mapping`` makes correct given a span's ``gain`` matrix."""
