@@ -10,7 +10,9 @@
   one known label is active) changes value; flips per minute of such speech. Mapping-free.
 - **Partial-to-final changes**: turns whose partial messages showed a (non-null) label
   other than the label of the final message; label changes along the sequence.
-- **SpeakerRevision**: messages, revised turns, and revised turns whose label changed.
+- **SpeakerRevision**: messages, revised turns, revised turns whose label changed, entries
+  for turns never finalised (``revision_entries_unmatched``) and entries older than their
+  turn's final message (``revision_entries_superseded``).
 - **Speaker counts over time**: distinct known labels the service had shown (in any
   message received by audio time ``t``) vs reference speakers who had spoken by ``t``.
 """
@@ -103,6 +105,8 @@ def partial_changes(session: SessionTurns) -> dict:
                 partial_label_changes=changes, revision_messages=len(session.revisions),
                 revised_turns=len(revised),
                 revised_label_changed=sum(1 for t in revised if t.label != t.original_label),
+                revision_entries_unmatched=len(session.revision_unmatched),
+                revision_entries_superseded=session.revision_superseded,
                 unfinished_turns=len(session.unfinished))
 
 
