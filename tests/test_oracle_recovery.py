@@ -96,7 +96,7 @@ def expected_rates(turns: pd.DataFrame, config: OracleConfig) -> pd.DataFrame:
 
 def compare(tables, turns, breakdown: str, column: str) -> pd.DataFrame:
     """Per bucket with enough turns: the injected rates and the measured intervals."""
-    table = tables["breakdowns"]
+    table = tables.breakdowns
     table = table[table["breakdown"] == breakdown].set_index("bucket")
     usable = turns[turns["correct"].notna()]
     expected = usable.groupby(usable[column].astype(str))["expected_error"].mean()
@@ -147,7 +147,7 @@ def runs(tmp_path_factory):
         (run / "run.json").write_text(json.dumps(
             {"dataset": "generated", "configurations": [{"name": "oracle", "max_speakers": None}]}))
         tables = score_run(run, recordings=recordings, n_boot=1000, seed=seed)
-        out[seed] = (tables, expected_rates(tables["turns"], config))
+        out[seed] = (tables, expected_rates(tables.turns, config))
     return out
 
 
@@ -188,5 +188,5 @@ def test_first_turns_and_phantoms(runs):
     assert len(first) == 2 * N_SESSIONS
     # the oracle only speaks where the reference does: no phantom turn
     assert not turns["phantom"].any()
-    sessions = tables["sessions"]
+    sessions = tables.sessions
     assert sessions["scored"].all() and len(sessions) == N_SESSIONS

@@ -96,7 +96,7 @@ def run_dir(tmp_path_factory):
 def test_score_run_tables_and_skips(run_dir):
     root, recordings = run_dir
     tables = score_run(root, recordings=recordings, n_boot=100)
-    sessions = tables["sessions"].set_index(["config", "uri"])
+    sessions = tables.sessions.set_index(["config", "uri"])
     none, two = "oracle__max-speakers-none", "oracle__max-speakers-2"
     assert not sessions.loc[(none, "r3"), "scored"]
     assert "status failed" in sessions.loc[(none, "r3"), "note"]
@@ -110,30 +110,30 @@ def test_score_run_tables_and_skips(run_dir):
     assert empty["miss"] == pytest.approx(empty["reference_speech"])
     assert "no final Turn" in empty["note"]
     # time-weighted dataset DER = summed components of the scored sessions
-    scored = tables["sessions"][tables["sessions"]["scored"] &
-                                (tables["sessions"]["config"] == none)]
-    row = tables["der_dataset"].set_index("config").loc[none]
+    scored = tables.sessions[tables.sessions["scored"] &
+                                (tables.sessions["config"] == none)]
+    row = tables.der_dataset.set_index("config").loc[none]
     errors = scored[["miss", "false_alarm", "confusion"]].to_numpy().sum()
     assert row["der"] == pytest.approx(errors / scored["reference_speech"].sum())
     assert row["der_lo"] <= row["der"] <= row["der_hi"]
     assert row["jer"] == pytest.approx(scored["jer_speaker_error"].sum()
                                        / scored["jer_speaker_count"].sum())
     # every table carries the conventions
-    for name, table in tables.items():
+    for name, table in tables.tables().items():
         if not table.empty:
             assert "conv_collar" in table.columns, name
     written = {p.name for p in (root / "scores").iterdir()}
     for name in ("sessions", "turns", "der_over_time", "breakdowns", "der_dataset",
                  "comparisons", "speaker_count_by_setting"):
         assert f"{name}.parquet" in written and f"{name}.csv" in written
-    comparisons = tables["comparisons"]
+    comparisons = tables.comparisons
     assert set(comparisons["measure"]) >= {"der", "turn_accuracy", "turn_accuracy_by_word_count",
                                            "turn_accuracy_by_turn_index"}
     # the paired difference is b minus a, on the sessions both configurations scored
     overall = comparisons[comparisons["measure"] == "turn_accuracy"].iloc[0]
     assert overall["difference"] == pytest.approx(overall["b"] - overall["a"])
     assert overall["n_sessions"] == 3
-    counts = tables["speaker_count_by_setting"].set_index("max_speakers")
+    counts = tables.speaker_count_by_setting.set_index("max_speakers")
     assert set(counts.index) == {"none", "2"}
     conventions = json.loads((root / "scores" / "conventions.json").read_text())
     assert conventions["conv_collar"] == 0.0 and conventions["conv_uem"] == "whole file"
@@ -141,7 +141,7 @@ def test_score_run_tables_and_skips(run_dir):
 
 def test_no_silent_nan_in_session_rows(run_dir):
     root, recordings = run_dir
-    sessions = score_run(root, recordings=recordings, n_boot=50, write=False)["sessions"]
+    sessions = score_run(root, recordings=recordings, n_boot=50, write=False).sessions
     scored = sessions[sessions["scored"]]
     for column in ("der", "miss", "false_alarm", "confusion", "reference_speech"):
         assert scored[column].notna().all(), column
@@ -186,7 +186,7 @@ def test_cli_run_dir_matches_api(run_dir, capsys):
     assert {"der_over_time.png", "accuracy_by_word_count.png"} <= figures
     written = pd.read_csv(root / "scores" / "sessions.csv")
     api = score_run(root, Conventions(collar=0.25), dataset=str(folder), n_boot=50,
-                    write=False)["sessions"]
+                    write=False).sessions
     merged = written.merge(api, on=["config", "uri"], suffixes=("_cli", "_api"))
     scored = merged[merged["scored_api"]]
     # RTTM round trip rounds times to 1 ms, so allow 1e-2 s of speech per session
@@ -211,10 +211,11 @@ def test_cli_rttm_form_matches_score_rttm(tmp_path, capsys):
 def test_write_scores_never_leaves_a_half_written_table(tmp_path, monkeypatch):
     """A stop in the middle of writing a table (Ctrl-C, full disk) leaves the previous
     file, or none, never a truncated one that breaks the next read."""
+    from diareval.score import RunScores
     from diareval.score.run import write_scores
     scores = tmp_path / "scores"
     old = pd.DataFrame({"der": [0.1, 0.2]})
-    write_scores({"sessions": old}, scores, Conventions())
+    write_scores(RunScores(sessions=old), scores, Conventions())
     real_to_csv = pd.DataFrame.to_csv
 
     def broken_to_csv(self, path, *args, **kwargs):
@@ -224,7 +225,26 @@ def test_write_scores_never_leaves_a_half_written_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
     with pytest.raises(OSError, match="disk full"):
-        write_scores({"sessions": pd.DataFrame({"der": [0.3]})}, scores, Conventions())
+        write_scores(RunScores(sessions=pd.DataFrame({"der": [0.3]})), scores, Conventions())
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
     pd.testing.assert_frame_equal(pd.read_csv(scores / "sessions.csv"), old)
     assert not list(scores.glob("*.tmp"))
+
+
+def test_run_scores_by_name_and_read_back(run_dir):
+    """score_run returns named tables; what it writes reads back as the same RunScores."""
+    from diareval.errors import ConfigError
+    from diareval.report import breakdown_figure
+    from diareval.score import RunScores
+    root, recordings = run_dir
+    scores = score_run(root, recordings=recordings, n_boot=50)
+    assert isinstance(scores, RunScores)
+    assert set(scores.tables()) == set(RunScores.table_names())
+    again = RunScores.read(root / "scores")
+    assert list(again.sessions["uri"]) == list(scores.sessions["uri"])
+    assert np.allclose(again.der_dataset["der"], scores.der_dataset["der"])
+    assert again.conventions == scores.conventions != ""
+    with pytest.raises(DiarevalError, match="no table"):
+        RunScores.from_tables({"der_datasett": scores.der_dataset})
+    with pytest.raises(ConfigError, match="word_count"):
+        breakdown_figure(scores, by="word_count_bin")

@@ -81,27 +81,27 @@ def main(args: argparse.Namespace) -> int:
     conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
                               mapping_on=args.mapping_on, unknown=args.unknown, level=args.level,
                               revisions=not args.no_revisions)
-    tables = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
+    scores = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,
                        seed=args.seed)
-    report_run_scores(tables, args.run_dir, conventions, figures=not args.no_figures)
+    report_run_scores(scores, args.run_dir, conventions, figures=not args.no_figures)
     return 0
 
 
-def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) -> None:
+def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> None:
     """Print what ``score_run`` found (conventions, DER per configuration) and write the figures."""
     from pathlib import Path
 
     run_dir = str(run_dir).rstrip("/")
-    sessions = tables["sessions"]
+    sessions = scores.sessions
     skipped = sessions[~sessions["scored"]]
     # score_run fills in where the UEM came from (the dataset's recordings say it)
     print(f"conventions: {sessions.attrs.get('conventions', conventions.describe())}")
     print(f"sessions scored: {int(sessions['scored'].sum())} of {len(sessions)}")
     for row in skipped.itertuples():
         print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)
-    dataset = tables.get("der_dataset")
-    if dataset is not None and not dataset.empty:
+    dataset = scores.der_dataset
+    if not dataset.empty:
         for row in dataset.itertuples():
             print(f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
                   f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
@@ -110,5 +110,5 @@ def report_run_scores(tables: dict, run_dir, conventions, figures: bool = True) 
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
-        written = write_figures(tables, Path(run_dir) / "figures")
+        written = write_figures(scores, Path(run_dir) / "figures")
         print(f"{len(written)} figures written to {run_dir}/figures/")

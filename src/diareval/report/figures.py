@@ -1,8 +1,8 @@
-"""Figures from the score tables (``diareval.score.score_run``'s output).
+"""Figures from a scored run (``diareval.score.score_run``'s :class:`RunScores`).
 
-Each function takes the tables (DataFrames) and returns a matplotlib Figure; every
-figure carries the scoring conventions in a footnote. :func:`write_figures` saves them
-all as ``<run>/figures/*.png``.
+Each function takes the :class:`RunScores` or the one named table it draws (a DataFrame)
+and returns a matplotlib Figure; every figure carries the scoring conventions in a
+footnote. :func:`write_figures` saves them all as ``<run>/figures/*.png``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from diareval.errors import ConfigError
+from diareval.score.results import RunScores
+
+#: the turn-accuracy breakdowns ``breakdown_figure(by=...)`` draws (the ``breakdown``
+#: column of ``RunScores.breakdowns``)
+BREAKDOWNS = ("word_count", "duration", "overlap", "turn_index", "turn_k")
+
+
+def _table(scores: RunScores | pd.DataFrame, name: str) -> pd.DataFrame:
+    """``scores.<name>`` when given the RunScores, else the table itself."""
+    return getattr(scores, name) if isinstance(scores, RunScores) else scores
+
 
 def _footnote(figure, table: pd.DataFrame) -> None:
     text = table.attrs.get("conventions") or ""
@@ -26,9 +38,10 @@ def _footnote(figure, table: pd.DataFrame) -> None:
     figure.text(0.01, 0.01, text, fontsize=7, color="0.35", ha="left", va="bottom")
 
 
-def der_over_time_figure(curve: pd.DataFrame):
+def der_over_time_figure(scores: RunScores | pd.DataFrame):
     """Pooled DER on [0, t] per configuration: the prefix's own mapping (solid) and the
-    final mapping (dashed)."""
+    final mapping (dashed). ``scores``: the RunScores or its ``der_over_time_dataset``."""
+    curve = _table(scores, "der_over_time_dataset")
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for config, group in curve.groupby("config", sort=False):
         line, = axis.plot(group["t"] / 60, 100 * group["der_prefix"], label=f"{config}")
@@ -44,9 +57,18 @@ def der_over_time_figure(curve: pd.DataFrame):
     return figure
 
 
-def breakdown_figure(breakdowns: pd.DataFrame, breakdown: str = "word_count"):
-    """Turn accuracy per bucket with its bootstrap interval, one series per configuration."""
-    table = breakdowns[breakdowns["breakdown"] == breakdown]
+def breakdown_figure(scores: RunScores | pd.DataFrame, by: str = "word_count"):
+    """Turn accuracy per bucket with its bootstrap interval, one series per configuration.
+
+    ``scores``: the RunScores or its ``breakdowns`` table; ``by``: one of
+    :data:`BREAKDOWNS` (``"word_count"``, ``"duration"``, ``"overlap"``, ``"turn_index"``,
+    ``"turn_k"``).
+    """
+    if by not in BREAKDOWNS:
+        raise ConfigError(f"breakdown_figure(by={by!r}): choose one of {', '.join(BREAKDOWNS)}")
+    breakdowns = _table(scores, "breakdowns")
+    breakdown = by
+    table = breakdowns[breakdowns["breakdown"] == breakdown] if len(breakdowns) else breakdowns
     figure, axis = plt.subplots(figsize=(8, 4.5))
     configs = list(dict.fromkeys(table["config"]))
     buckets = list(dict.fromkeys(table["bucket"]))
@@ -70,20 +92,19 @@ def breakdown_figure(breakdowns: pd.DataFrame, breakdown: str = "word_count"):
     return figure
 
 
-def write_figures(tables: dict[str, pd.DataFrame], figures_dir: str | Path) -> list[Path]:
-    """Save every figure the tables allow as PNG files; return their paths."""
+def write_figures(scores: RunScores, figures_dir: str | Path) -> list[Path]:
+    """Save every figure the scores allow as PNG files; return their paths."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
     figures = []
-    curve = tables.get("der_over_time_dataset")
-    if curve is not None and not curve.empty:
-        figures.append(("der_over_time", der_over_time_figure(curve)))
-    breakdowns = tables.get("breakdowns")
-    if breakdowns is not None and not breakdowns.empty:
+    if not scores.der_over_time_dataset.empty:
+        figures.append(("der_over_time", der_over_time_figure(scores)))
+    breakdowns = scores.breakdowns
+    if not breakdowns.empty:
         for name in ("word_count", "duration", "overlap", "turn_index"):
             if (breakdowns["breakdown"] == name).any():
-                figures.append((f"accuracy_by_{name}", breakdown_figure(breakdowns, name)))
+                figures.append((f"accuracy_by_{name}", breakdown_figure(scores, by=name)))
     for name, figure in figures:
         path = figures_dir / f"{name}.png"
         figure.savefig(path, dpi=120)

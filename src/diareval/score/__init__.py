@@ -6,7 +6,8 @@
 - :mod:`~diareval.score.turns`: per-turn and per-reference-segment tables, breakdowns
 - :mod:`~diareval.score.labelling_floor`: the DER with the same words and oracle speaker labels
 - :mod:`~diareval.score.stability`, :mod:`~diareval.score.latency`, :mod:`~diareval.score.bootstrap`
-- :func:`score_session` (one session), :func:`score_run` (a run directory, writes ``scores/``),
+- :func:`score_session` (one session), :func:`score_run` (a run directory -> :class:`RunScores`,
+  writes ``scores/``),
   :func:`score_rttm` (plain RTTM files)
 """
 
@@ -18,11 +19,12 @@ from diareval.score.hypothesis import (final_turns, hypothesis_from_log, hypothe
 from diareval.score.labelling_floor import oracle_labelled
 from diareval.score.over_time import der_by_region, der_over_time, der_windows
 from diareval.score.rttm import format_rttm_scores, score_annotations, score_rttm
+from diareval.score.results import RunScores
 from diareval.score.run import score_run
 from diareval.score.session import SessionScores, score_session
 from diareval.score.turns import breakdown, reference_segment_table, turn_table
 
-__all__ = ["Conventions", "DERResult", "JERResult", "SessionScores", "bootstrap_ratio",
+__all__ = ["Conventions", "DERResult", "JERResult", "RunScores", "SessionScores", "bootstrap_ratio",
            "breakdown", "breakdown_with_ci", "der", "der_and_mapping", "der_by_region", "der_over_time",
            "der_windows", "final_turns", "format_rttm_scores", "hypothesis_from_log",
            "hypothesis_from_turns", "jer", "optimal_mapping", "oracle_labelled", "paired_bootstrap",

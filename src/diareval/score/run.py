@@ -25,6 +25,7 @@ from diareval.errors import DatasetError, DiarevalError
 from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_bootstrap
 from diareval.score.der import Conventions, DERResult, with_conventions
 from diareval.score.latency import speaker_count_by_setting
+from diareval.score.results import RunScores
 from diareval.score.session import score_session
 from diareval.score.turns import BIN_ORDER, turn_counts
 from diareval.sessionlog import read_session_log
@@ -87,8 +88,9 @@ def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
 def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), recordings=None,
               dataset: str | None = None, step: float = 1.0, window: float = 60.0,
               window_step: float = 10.0, n_boot: int = 1000, seed: int = 0,
-              write: bool = True) -> dict[str, pd.DataFrame]:
-    """Score every complete session of a run; return (and by default write) the tables.
+              write: bool = True) -> RunScores:
+    """Score every complete session of a run; return (and by default write) its tables
+    as a :class:`~diareval.score.results.RunScores`.
 
     ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset.
     """
@@ -143,9 +145,10 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
     out.update(aggregate(out, conventions, n_boot=n_boot, seed=seed))
     for table in out.values():
         table.attrs["conventions"] = conventions.describe()
+    scores = RunScores.from_tables(out, conventions.describe())
     if write:
-        write_scores(out, run_dir / "scores", conventions)
-    return out
+        write_scores(scores, run_dir / "scores", conventions)
+    return scores
 
 
 def _der_rows(frame: pd.DataFrame) -> DERResult:
@@ -297,12 +300,13 @@ def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot:
     return out
 
 
-def write_scores(tables: dict[str, pd.DataFrame], scores_dir: Path,
+def write_scores(scores: RunScores, scores_dir: Path,
                  conventions: Conventions) -> list[Path]:
-    """Write every table as ``<name>.parquet`` and ``<name>.csv`` plus ``conventions.json``."""
+    """Write every table as ``<name>.parquet`` and ``<name>.csv`` plus ``conventions.json``
+    (empty tables are written too, so a reader finds every name)."""
     scores_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in tables.items():
+    for name, table in scores.tables().items():
         if table is None:
             continue
         frame = table.copy()
