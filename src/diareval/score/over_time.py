@@ -37,7 +37,7 @@ from pyannote.core import Annotation, Timeline
 from scipy.optimize import linear_sum_assignment
 
 from diareval.errors import ConfigError
-from diareval.score.der import Conventions, DERResult, prepare, with_conventions
+from diareval.score.der import Conventions, DERResult, JERResult, prepare, with_conventions
 from diareval.score.hypothesis import is_unknown_label
 
 
@@ -184,6 +184,35 @@ class ElementaryIntervals:
     def hyp_time(self, a: int, b: int) -> np.ndarray:
         """Scored speech time of each known hypothesis label in intervals ``[a, b)``."""
         return self._hyp_cum[b] - self._hyp_cum[a]
+
+    def der_result(self) -> tuple[DERResult, Mapping]:
+        """The whole session's DER components and optimal mapping: what
+        :func:`diareval.score.der.der_and_mapping` computes with pyannote.metrics, from the
+        same arithmetic (agrees to rounding; tests/test_over_time.py)."""
+        parts, cooc, gain = self.span(0, len(self.d))
+        mapping = self.solve(cooc, gain)
+        return self.result(parts, mapping.correct), mapping
+
+    def jer_result(self) -> JERResult:
+        """The session's JER components as :func:`diareval.score.der.jer` computes them with
+        pyannote's ``JaccardErrorRate``: known labels only, the mapping maximising the
+        co-occurrence on the scored region, and per reference speaker with scored speech
+        ``(|h| + |r| - 2|h & r|) / |h | r|`` (1 when unpaired)."""
+        _, _, inter = self.span(0, len(self.d))  # labels are 0/1 per interval: |h & r|
+        ref_time, hyp_time = self.ref_time(0, len(self.d)), self.hyp_time(0, len(self.d))
+        present = np.flatnonzero(ref_time > 0)
+        if not len(present):
+            return JERResult(0.0, 0.0)
+        error = np.ones(len(self.ref_labels))
+        if inter.size:
+            # pyannote pairs reference -> hypothesis on the (reference x hypothesis) matrix
+            cols, rows = linear_sum_assignment(-inter[:, present].T)
+            for r, h in zip(present[cols], rows):
+                if inter[h, r] > 0:
+                    union = ref_time[r] + hyp_time[h] - inter[h, r]
+                    error[r] = (ref_time[r] + hyp_time[h] - 2 * inter[h, r]) / union
+        return JERResult(speaker_error=float(error[present].sum()),
+                         speaker_count=float(len(present)))
 
     def overlap_speech(self, a: int, b: int) -> float:
         """Scored duration with >= 2 reference speakers in intervals ``[a, b)``."""

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from diareval.errors import DiarevalError
-from diareval.score.der import Conventions, DERResult, der, der_and_mapping, jer, with_conventions
-from diareval.score.hypothesis import hypothesis_from_turns, session_turns
+from diareval.score.der import Conventions, DERResult, with_conventions
+from diareval.score.hypothesis import apply_revisions, final_turns, hypothesis_from_turns
 from diareval.score.latency import latency_summary, speaker_count, turn_latency
 from diareval.score.over_time import (ElementaryIntervals, der_by_region, der_over_time,
                                       der_windows, session_end, time_grid, window_edges)
+from diareval.score.seen import der_seen
 from diareval.score.stability import (label_flips, mapping_stability, partial_changes,
                                       speaker_counts_over_time)
 from diareval.score.turns import reference_segment_table, turn_table
@@ -43,8 +44,10 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
                   ) -> SessionScores:
     """Score one session log against its Recording (reference Annotation + UEM).
 
-    Tables: ``der_over_time`` (step ``step``), ``der_windows``, ``der_by_region``, ``turns``,
-    ``reference_segments``, ``latency``, ``speaker_counts``. The summary row holds the
+    Tables: ``der_over_time`` (step ``step``), ``der_seen`` (what was on screen at wall time
+    ``t``, :mod:`diareval.score.seen`), ``der_windows``, ``der_by_region``, ``turns``,
+    ``reference_segments``, ``latency``, ``speaker_counts``. DER, JER and the curves all come
+    from one :class:`~diareval.score.over_time.ElementaryIntervals` of the session. The summary row holds the
     DER components (with the other revision setting too: ``der_revisions_ignored`` or
     ``der_revisions_applied``), JER, stability, latency, speaker counts, unknown rate.
     """
@@ -53,25 +56,32 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
     if conventions.uem == Conventions().uem:
         conventions = replace(conventions, uem=_uem_description(recording))
     reference, uem = recording.reference, recording.uem
-    session = session_turns(log, revisions=conventions.revisions)
+    read = final_turns(log)
+    session = apply_revisions(read) if conventions.revisions else read
     hypothesis = hypothesis_from_turns(session.turns, conventions.level, conventions.unknown,
                                        uri=recording.uri)
-    result, mapping = der_and_mapping(reference, hypothesis, uem, conventions)
-    other = replace(conventions, revisions=not conventions.revisions)
-    other_turns = session_turns(log, revisions=other.revisions)
-    other_hypothesis = hypothesis_from_turns(other_turns.turns, other.level, other.unknown,
-                                             uri=recording.uri)
-    other_result = der(reference, other_hypothesis, uem, other) if session.revisions else result
-
-    # one set of elementary intervals for the curve, the windows and the regions
+    # one set of elementary intervals for DER, JER, the curve, the windows and the regions
+    # (the same arithmetic as pyannote.metrics; tests/test_over_time.py checks they agree)
     end = session_end(reference, hypothesis, uem)
     grid = set(time_grid(end, step).tolist()) | set(window_edges(end, window, window_step)[1])
     intervals = ElementaryIntervals(reference, hypothesis, uem, conventions, grid=sorted(grid))
+    result, best = intervals.der_result()
+    mapping = best.as_dict()
+    other = replace(conventions, revisions=not conventions.revisions)
+    other_result = result
+    if read.revisions:
+        other_turns = read if conventions.revisions else apply_revisions(read)
+        other_hypothesis = hypothesis_from_turns(other_turns.turns, other.level, other.unknown,
+                                                 uri=recording.uri)
+        other_result = ElementaryIntervals(reference, other_hypothesis, uem,
+                                           other).der_result()[0]
+
     curve = der_over_time(reference, hypothesis, uem, conventions, step=step, end=end,
                           intervals=intervals)
     windows = der_windows(reference, hypothesis, uem, conventions, window=window,
                           step=window_step, end=end, intervals=intervals)
     regions = der_by_region(reference, hypothesis, uem, conventions, intervals=intervals)
+    seen = der_seen(log, reference, uem, conventions, step=step)
     turns = turn_table(session.turns, reference, uem, mapping, conventions)
     segments = reference_segment_table(reference, hypothesis, uem, mapping, conventions)
     latency = turn_latency(session, conventions)
@@ -79,7 +89,7 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
 
     n_turns = len(turns)
     summary = dict(result.as_row())
-    jer_result = jer(reference, hypothesis, uem, conventions)
+    jer_result = intervals.jer_result()
     summary.update(
         jer=jer_result.jer, jer_speaker_error=jer_result.speaker_error,
         jer_speaker_count=jer_result.speaker_count,
@@ -101,7 +111,8 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
     notes += list(session.warnings)
     summary["note"] = "; ".join(n for n in notes if n)
     summary.update(conventions.as_columns())
-    tables = dict(der_over_time=curve, der_windows=windows, der_by_region=regions, turns=turns,
+    tables = dict(der_over_time=curve, der_seen=seen, der_windows=windows, der_by_region=regions,
+                  turns=turns,
                   reference_segments=segments, latency=latency, speaker_counts=counts)
     for table in tables.values():
         table.attrs.setdefault("conventions", conventions.describe())
