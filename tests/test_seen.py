@@ -184,3 +184,19 @@ def test_every_step_equals_pyannote_on_the_replayed_screen(seed):
             assert row.der == pytest.approx(expected.der, abs=1e-9)
         else:
             assert math.isnan(row.der) and "undefined" in row.note
+
+
+def test_a_stream_paced_faster_than_real_time_is_put_on_the_audio_scale():
+    # 4 s of audio sent in 1 s of wall time (--speed 4): a message received at wall 0.8 s
+    # was on screen once audio up to 3.2 s had been sent
+    reference, uem = two_speakers()
+    chunk = {"type": "AudioChunk", "bytes": 3200, "duration": 0.1}
+    log = [LogLine("send", 0.025 * k, 0.1 * k, chunk) for k in range(1, 41)]
+    log.append(LogLine("recv", 0.8, 3.2, turn(0, "A", [(0, 3000, None)])))
+    log.append(LogLine("recv", 1.05, 4.0, turn(1, "B", [(3000, 4000, None)])))
+    curve = der_seen(sorted(log, key=lambda line: line.t_wall), reference, uem).set_index("t")
+    assert curve.loc[3.0, "der"] == pytest.approx(1.0)  # nothing on screen before 3.2
+    assert curve.loc[4.0, "der"] == pytest.approx(0.25)  # turn 1 arrives at 4.2 (1.05 x 4)
+    assert curve["der"].iloc[-1] == pytest.approx(0.0)
+    audio = der_seen(log, reference, uem, clock="audio").set_index("t")
+    assert audio.loc[4.0, "der"] == pytest.approx(0.0)

@@ -16,7 +16,10 @@ arrived. Audio time ``[0, t]`` is compared with wall time ``t``: for a stream pa
 time (what the service requires, and what ``diareval run`` sends) audio sent by wall time
 ``t`` is ``t`` up to connection set-up (~0.1 s). ``clock="audio"`` uses ``t_audio`` (audio
 sent when the message arrived) instead, for logs of streams paced faster than real time.
-The curve runs until the last message is in, so its last row scores everything received:
+A log of a stream paced faster than real time (the local server's ``--speed``) is put on
+the audio scale: its wall times are multiplied by the pace, audio sent / wall time at the
+last audio chunk (used when above 1.5; at real-time pacing the factor is 1), so ``t`` still
+means "when the audio up to ``t`` had been sent". The curve runs until the last message is in, so its last row scores everything received:
 without unfinished turns it equals the session's DER.
 
 Computation (exact, one pass): every version of a turn (one per message or applied
@@ -66,6 +69,7 @@ def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventio
     ``conventions`` gives the level, the unknown policy and whether revisions apply."""
     if clock not in CLOCKS:
         raise ConfigError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    pace = stream_pace(log) if clock == "wall" else 1.0
     current: dict[int, tuple[Turn, float]] = {}
     final: set[int] = set()
     versions: list[Version] = []
@@ -80,7 +84,7 @@ def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventio
     for line in log:
         if line.dir != "recv" or not isinstance(line.msg, dict):
             continue
-        t = line.t_wall if clock == "wall" else line.t_audio
+        t = line.t_wall * pace if clock == "wall" else line.t_audio
         kind = line.msg.get("type")
         if kind == "Turn":
             try:
@@ -107,6 +111,17 @@ def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventio
     for order, (turn, born) in current.items():
         versions.append(_version(turn, born, math.inf, conventions))
     return [v for v in versions if v.died > v.born], last
+
+
+def stream_pace(log: Sequence[LogLine]) -> float:
+    """Audio seconds sent per wall second, from the last audio chunk sent; 1 unless clearly
+    faster than real time (> 1.5), and 1 for a log without sent audio (a raw capture)."""
+    for line in reversed(log):
+        if line.dir == "send" and isinstance(line.msg, dict) and \
+                line.msg.get("type") == "AudioChunk" and line.t_wall > 0:
+            ratio = line.t_audio / line.t_wall
+            return ratio if ratio > 1.5 else 1.0
+    return 1.0
 
 
 def _version(turn: Turn, born: float, died: float, conventions: Conventions) -> Version:
