@@ -273,25 +273,37 @@ def der_over_time(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     ei = _intervals(reference, hypothesis, uem, conventions, times, intervals)
     final_parts, final_cooc, final_gain = ei.span(0, len(ei.d))
     final = ei.solve(final_cooc, final_gain)
-    rows = []
-    previous = None
-    for t in times:
-        parts, cooc, gain = ei.span(0, ei.index(t))
-        own = ei.solve(cooc, gain)
-        with_own = ei.result(parts, own.correct)
-        with_final = ei.result(parts, ei.apply(final, gain))
-        b = ei.index(t)
-        rows.append(dict(
-            t=float(t), reference_speech=with_own.reference_speech, miss=with_own.miss,
-            false_alarm=with_own.false_alarm, confusion_prefix=with_own.confusion,
-            der_prefix=with_own.der, confusion_final=with_final.confusion,
-            der_final=with_final.der, unknown_speech=with_own.unknown_speech,
-            mapping=str(own), mapping_changed=previous is not None and own.pairs != previous,
-            n_ref_speakers=int((ei.ref_time(0, b) > 0).sum()),
-            n_hyp_speakers=int((ei.hyp_time(0, b) > 0).sum()),
-            n_mapped=len(own.pairs), note=with_own.note))
-        previous = own.pairs
-    frame = pd.DataFrame(rows)
+    # every prefix at once: cumulative sums at each step's boundary (the leading row is 0)
+    b = np.searchsorted(ei.bounds, times)
+    parts, cooc, gain = ei._parts[b], ei._cooc[b], ei._gain[b]
+    h_index = {h: i for i, h in enumerate(ei.known_labels)}
+    r_index = {r: i for i, r in enumerate(ei.ref_labels)}
+    hf = [h_index[h] for h, _ in final.pairs]
+    rf = [r_index[r] for _, r in final.pairs]
+    correct_final = gain[:, hf, rf].sum(axis=1) if hf else np.zeros(len(times))
+    owns = [ei.solve(cooc[k], gain[k]) for k in range(len(times))]
+    correct_own = np.array([own.correct for own in owns], dtype=float)
+    # as ElementaryIntervals.result: clip rounding residue, matched speech unclipped
+    total, miss, fa, _, unknown = (np.maximum(parts[:, i], 0.0) for i in range(5))
+    matched = parts[:, 3]
+    confusion_own = np.maximum(matched - correct_own, 0.0)
+    confusion_final = np.maximum(matched - correct_final, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speech = np.where(total > 0, total, np.nan)
+        der_prefix = (miss + fa + confusion_own) / speech
+        der_final = (miss + fa + confusion_final) / speech
+    previous = [None] + [own.pairs for own in owns[:-1]]
+    frame = pd.DataFrame(dict(
+        t=times.astype(float), reference_speech=total, miss=miss, false_alarm=fa,
+        confusion_prefix=confusion_own, der_prefix=der_prefix, confusion_final=confusion_final,
+        der_final=der_final, unknown_speech=unknown, mapping=[str(own) for own in owns],
+        mapping_changed=[before is not None and own.pairs != before
+                         for own, before in zip(owns, previous)],
+        n_ref_speakers=((ei._ref_cum[b] - ei._ref_cum[0]) > 0).sum(axis=1).astype(int),
+        n_hyp_speakers=((ei._hyp_cum[b] - ei._hyp_cum[0]) > 0).sum(axis=1).astype(int),
+        n_mapped=[len(own.pairs) for own in owns],
+        note=[DERResult(reference_speech=t_, false_alarm=f_).note if t_ <= 0 else ""
+              for t_, f_ in zip(total, fa)]))
     frame.attrs["final_mapping"] = str(final)
     return with_conventions(frame, conventions)
 
