@@ -57,7 +57,7 @@ def is_unknown_label(label: object) -> bool:
     return isinstance(label, str) and label.startswith(UNKNOWN_PREFIX)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Word:
     """One hypothesis word: times in seconds, the word's own speaker when the service sent one."""
 
@@ -160,9 +160,9 @@ def parse_words(raw_words: object) -> tuple[Word, ...]:
     A zero-length word (``start == end``, common on Universal-Streaming's 80 ms grid) is kept:
     it is a word (word counts, turn accuracy) with no duration (no DER time). A ``speaker``
     of null or "PENDING" means the word has none of its own."""
-    words = []
     if not isinstance(raw_words, list):
         return ()
+    words = []
     for raw in raw_words:
         if not isinstance(raw, dict):
             continue
@@ -173,11 +173,13 @@ def parse_words(raw_words: object) -> tuple[Word, ...]:
         if end < start:
             start, end = end, start
         speaker = raw.get("speaker")
-        if isinstance(speaker, str) and speaker.strip().upper() in PENDING_SPEAKERS:
-            speaker = None
-        words.append(Word(text=str(raw.get("text", "")), start=start, end=end,
-                          speaker=speaker if isinstance(speaker, str) or speaker is None else
-                          str(speaker), confidence=raw.get("confidence")))
+        if speaker is not None:
+            speaker = str(speaker)
+            if speaker.strip().upper() in PENDING_SPEAKERS:
+                speaker = None
+        text = raw.get("text", "")
+        words.append(Word(text if isinstance(text, str) else str(text), start, end, speaker,
+                          raw.get("confidence")))
     return tuple(words)
 
 
@@ -359,10 +361,13 @@ def turn_speech(turns: Iterable[Turn], level: str = "word",
             if label is not None and turn.end > turn.start:
                 intervals.append((turn.start, turn.end, label, turn.turn_order))
             continue
+        own = hypothesis_label(turn.label, turn.turn_order, unknown)
         for word in turn.words:
-            raw = word.speaker if word.speaker is not None else turn.label
-            label = hypothesis_label(raw, turn.turn_order, unknown)
-            if label is not None and word.end > word.start:
+            if word.end <= word.start:  # zero-length: a word, but no speech time
+                continue
+            label = own if word.speaker is None else \
+                hypothesis_label(word.speaker, turn.turn_order, unknown)
+            if label is not None:
                 intervals.append((word.start, word.end, label, turn.turn_order))
     return intervals
 

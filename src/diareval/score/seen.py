@@ -42,9 +42,9 @@ import pandas as pd
 from pyannote.core import Annotation, Timeline
 
 from diareval.errors import ConfigError
-from diareval.score.der import Conventions, with_conventions
-from diareval.score.hypothesis import (Turn, _label, is_unknown_label, parse_words,
-                                       revise_turn, revision_entries, turn_speech)
+from diareval.score.der import Conventions, DERResult, with_conventions
+from diareval.score.hypothesis import (SessionTurns, Turn, _label, is_unknown_label,
+                                       parse_words, revise_turn, revision_entries, turn_speech)
 from diareval.score.over_time import (ElementaryIntervals, session_end, solve_mapping,
                                       time_grid)
 from diareval.sessionlog import LogLine
@@ -63,10 +63,14 @@ class Version:
 
 
 def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventions(),
-                    clock: str = "wall") -> tuple[list[Version], float]:
+                    clock: str = "wall", session: SessionTurns | None = None
+                    ) -> tuple[list[Version], float]:
     """Every version of every turn the screen showed, and the time the last message arrived.
 
-    ``conventions`` gives the level, the unknown policy and whether revisions apply."""
+    ``conventions`` gives the level, the unknown policy and whether revisions apply;
+    ``session`` (:func:`~diareval.score.hypothesis.final_turns` of the same log, optional)
+    lends its parsed final messages' words so they are not parsed twice."""
+    parsed = {t.arrival: t.words for t in session.turns} if session is not None else {}
     if clock not in CLOCKS:
         raise ConfigError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     pace = stream_pace(log) if clock == "wall" else 1.0
@@ -81,9 +85,11 @@ def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventio
             versions.append(_version(old, born, t, conventions))
         current[order] = (turn, t)
 
+    arrival = -1  # counted as final_turns counts it
     for line in log:
         if line.dir != "recv" or not isinstance(line.msg, dict):
             continue
+        arrival += 1
         t = line.t_wall * pace if clock == "wall" else line.t_audio
         kind = line.msg.get("type")
         if kind == "Turn":
@@ -98,7 +104,8 @@ def screen_versions(log: Sequence[LogLine], conventions: Conventions = Conventio
                 final.add(order)
             last = max(last, t)
             show(order, Turn(turn_order=order, label=_label(line.msg),
-                             words=parse_words(line.msg.get("words")),
+                             words=parsed[arrival] if arrival in parsed else
+                             parse_words(line.msg.get("words")),
                              transcript="", t_audio=line.t_audio, t_wall=line.t_wall), t)
         elif kind == "SpeakerRevision":
             last = max(last, t)  # the curve's length does not depend on the revision setting
@@ -192,14 +199,16 @@ def _label_changes(versions: list[Version], bounds: np.ndarray, labels: dict[str
 
 def der_seen(log: Sequence[LogLine], reference: Annotation, uem: Timeline,
              conventions: Conventions = Conventions(), step: float = 1.0,
-             clock: str = "wall") -> pd.DataFrame:
+             clock: str = "wall", session: SessionTurns | None = None) -> pd.DataFrame:
     """DER of the screen at ``t = step, 2*step, ...`` until every message is in (module doc).
 
     One row per ``t``: the DER components on ``[0, t]`` (``confusion`` with the prefix's own
     optimal mapping), ``der`` (NaN with ``note`` while no reference speech is in the
-    prefix), ``unknown_speech``, ``turns_shown`` (turns with speech on screen) and
-    ``messages`` (Turn and SpeakerRevision messages received by ``t``)."""
-    versions, last = screen_versions(log, conventions, clock)
+    prefix), ``unknown_speech``, ``mapping``, ``turns_shown`` (turns with speech on screen)
+    and ``versions_received`` (turn versions shown by ``t``: Turn messages and applied
+    revision entries). ``clock``: "wall" (default) or "audio"; ``session``: see
+    :func:`screen_versions`."""
+    versions, last = screen_versions(log, conventions, clock, session)
     end = max(session_end(reference, Annotation(), uem), last)
     times = time_grid(end, step) if end > 0 else np.array([step])
     edges = {t for v in versions for s, e, _ in v.speech for t in (s, e)}
@@ -267,21 +276,31 @@ def der_seen(log: Sequence[LogLine], reference: Annotation, uem: Timeline,
     shown_turns = _turns_shown(versions, times)
     received = np.searchsorted(np.sort(np.array([v.born for v in versions] or [np.inf])),
                                times, side="right")
-    rows = []
-    for k, t in enumerate(times):
-        mapping = solve_mapping(cooc[k, :n_known, :n_ref], gain[k, :n_known, :n_ref],
-                                known_names, ei.ref_labels) if n_known and n_ref else None
-        correct = mapping.correct if mapping is not None else 0.0
-        parts = np.array([total0[k], miss[k], fa[k], matched[k], unknown[k], 0.0])
-        result = ei.result(parts, correct)
-        rows.append(dict(t=float(t), reference_speech=result.reference_speech,
-                         correct=result.correct, miss=result.miss,
-                         false_alarm=result.false_alarm, confusion=result.confusion,
-                         der=result.der, unknown_speech=result.unknown_speech,
-                         mapping=str(mapping) if mapping is not None else "",
-                         turns_shown=int(shown_turns[k]), versions_received=int(received[k]),
-                         note=result.note))
-    frame = pd.DataFrame(rows)
+    mappings, previous = [], None
+    # the mapping only changes when the co-occurrence does (silences, the tail)
+    changed = np.concatenate([[True], (cooc[1:] != cooc[:-1]).any(axis=(1, 2)) |
+                              (gain[1:] != gain[:-1]).any(axis=(1, 2))])
+    for k in range(n_steps):
+        if not (n_known and n_ref):
+            mappings.append(None)
+            continue
+        if previous is None or changed[k]:
+            previous = solve_mapping(cooc[k, :n_known, :n_ref], gain[k, :n_known, :n_ref],
+                                     known_names, ei.ref_labels)
+        mappings.append(previous)
+    correct = np.array([m.correct if m is not None else 0.0 for m in mappings], dtype=float)
+    # as ElementaryIntervals.result: clip the rounding residue of the sums
+    total, miss, fa, unknown = (np.maximum(x, 0.0) for x in (total0, miss, fa, unknown))
+    confusion = np.maximum(matched - correct, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        der = (miss + fa + confusion) / np.where(total > 0, total, np.nan)
+    frame = pd.DataFrame(dict(
+        t=times.astype(float), reference_speech=total, correct=correct, miss=miss,
+        false_alarm=fa, confusion=confusion, der=der, unknown_speech=unknown,
+        mapping=[str(m) if m is not None else "" for m in mappings],
+        turns_shown=shown_turns.astype(int), versions_received=received.astype(int),
+        note=[DERResult(reference_speech=t_, false_alarm=f_).note if t_ <= 0 else ""
+              for t_, f_ in zip(total, fa)]))
     frame.attrs["clock"] = clock
     return with_conventions(frame, conventions)
 

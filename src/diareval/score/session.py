@@ -81,7 +81,7 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
     windows = der_windows(reference, hypothesis, uem, conventions, window=window,
                           step=window_step, end=end, intervals=intervals)
     regions = der_by_region(reference, hypothesis, uem, conventions, intervals=intervals)
-    seen = der_seen(log, reference, uem, conventions, step=step)
+    seen = der_seen(log, reference, uem, conventions, step=step, session=read)
     turns = turn_table(session.turns, reference, uem, mapping, conventions)
     segments = reference_segment_table(reference, hypothesis, uem, mapping, conventions)
     latency = turn_latency(session, conventions)
