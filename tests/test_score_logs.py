@@ -145,3 +145,57 @@ def test_a_session_without_reference_speech_says_der_is_undefined(logs, tmp_path
     text = format_log_scores(table)
     assert "nan" not in text.lower()
     assert "n/a" in text and "no reference speech in the scored region: DER undefined" in text
+
+
+def test_the_docs_capture_snippet_records_what_the_sdk_delivers(tmp_path, monkeypatch):
+    # the five lines of docs/bring-your-own-logs.md, run as written in a real SDK app against
+    # the local server; the captured file then scores like the messages the server sent
+    import re
+    import threading
+    from pathlib import Path
+
+    sdk = pytest.importorskip("assemblyai.streaming.v3")
+    from diareval.datasets import load_folder
+    from diareval.score.der import der
+    from diareval.score.hypothesis import hypothesis_from_log
+    from diareval.server import LocalServer
+    from diareval.server.engines import make_engine_factory
+    from diareval.server.synthetic import write_synthetic_dataset
+    from diareval.sessionlog import LogLine
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bring-your-own-logs.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    assert len([line for line in snippet.splitlines() if not line.startswith("import")]) == 5
+    recordings = load_folder(write_synthetic_dataset(tmp_path / "syn", n_recordings=1,
+                                                     duration=20.0, n_speakers=2, seed=5))
+    recording = recordings[0]
+    server = LocalServer(make_engine_factory("oracle", recordings=recordings, seed=0),
+                         api_keys=("test-key",), lookahead_seconds=300.0)
+    monkeypatch.chdir(tmp_path)
+    done = threading.Event()
+    with server.running_in_thread():
+        client = sdk.StreamingClient(sdk.StreamingClientOptions(api_key="test-key",
+                                                                api_host=server.url))
+        namespace = {"client": client, "StreamingEvents": sdk.StreamingEvents}
+        exec(snippet, namespace)
+        client.on(sdk.StreamingEvents.Termination, lambda c, e: done.set())
+        client.connect(sdk.StreamingParameters(sample_rate=16000, speaker_labels=True,
+                                               speech_model="universal-streaming-english"))
+        audio = recording.load_audio()
+        client.stream(audio[i:i + 1600].tobytes() for i in range(0, len(audio) - 800, 1600))
+        client.disconnect(terminate=True)
+        assert done.wait(10)
+    namespace["log"].close()
+    sent = server.sessions[0].sent_messages
+    captured = [json.loads(line) for line in (tmp_path / "meeting-01.jsonl").read_text()
+                .splitlines()]
+    assert [m["type"] for m in captured] == [m["type"] for m in sent
+                                              if m["type"] in SDK_MODELS]
+    reference = {"meeting-01": recording.reference}
+    scores = score_logs(tmp_path / "meeting-01.jsonl", reference,
+                        {"meeting-01": recording.uem}, n_boot=20)
+    expected = der(recording.reference,
+                   hypothesis_from_log([LogLine("recv", 0.0, 0.0, m) for m in sent]),
+                   recording.uem)
+    assert scores.sessions["der"].iloc[0] == pytest.approx(expected.der, abs=1e-12)
+    assert scores.sessions["note"].iloc[0] == ""
