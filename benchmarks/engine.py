@@ -296,18 +296,43 @@ import numpy as np
 warnings.filterwarnings("ignore")
 
 
+def _der(session, recording, collar: float, skip_overlap: bool, revisions: bool = True,
+         oracle_labels: bool = False):
+    """DER components of the session's word-level hypothesis ("UNKNOWN" words are errors);
+    ``oracle_labels``: the same words, each with the reference speaker it overlaps most."""
+    from diareval.score import Conventions, der, hypothesis_from_log, oracle_labelled, session_turns
+
+    conventions = Conventions(collar=collar, skip_overlap=skip_overlap, level="word",
+                              unknown="error", revisions=revisions)
+    if oracle_labels:
+        hypothesis = oracle_labelled(session_turns(session.log, revisions).turns,
+                                     recording.reference, uri=recording.uri)
+    else:
+        hypothesis = hypothesis_from_log(session.log, level="word", unknown="error",
+                                         revisions=revisions, uri=recording.uri)
+    return der(recording.reference, hypothesis, recording.uem, conventions)
+
+
+def finalisation_latencies(session) -> np.ndarray:
+    """Audio-time finalisation latency of each final turn with words (seconds)."""
+    from diareval.score.hypothesis import session_turns
+    from diareval.score.latency import turn_latency
+
+    return turn_latency(session_turns(session.log, revisions=False))["finalisation_latency"] \
+        .to_numpy(dtype=float)
+
+
 def run_offline(recordings, factory, params):
-    from diareval.server.engines.baseline.offline import (finalisation_latencies, score_session,
-                                                          stream_offline)
+    from diareval.stream.offline import stream_offline
 
     rows, strict, forgiving, strict_norev, floor, latencies = [], 0, 0, 0, 0, []
     cpu = audio = 0.0
     for recording in recordings:
         session = stream_offline(factory, recording, params)
-        s = score_session(session, recording, 0.0, False)
-        f = score_session(session, recording, 0.25, True)
-        n = score_session(session, recording, 0.0, False, revisions=False)
-        o = score_session(session, recording, 0.0, False, oracle_labels=True)
+        s = _der(session, recording, 0.0, False)
+        f = _der(session, recording, 0.25, True)
+        n = _der(session, recording, 0.0, False, revisions=False)
+        o = _der(session, recording, 0.0, False, oracle_labels=True)
         strict, forgiving, strict_norev, floor = strict + s, forgiving + f, strict_norev + n, floor + o
         lat = finalisation_latencies(session)
         latencies.extend(lat.tolist())
@@ -371,7 +396,7 @@ def main(argv=None) -> int:
     load_seconds = time.monotonic() - t0
     params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers)
     # warm-up (first calls allocate), not timed
-    from diareval.server.engines.baseline.offline import stream_offline
+    from diareval.stream.offline import stream_offline
     stream_offline(factory, recordings[0], params)
     print(f"baseline on {len(recordings)} recordings of {args.dataset} (models loaded in "
           f"{load_seconds:.1f} s); options {json.dumps(options)}")

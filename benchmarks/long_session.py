@@ -83,14 +83,14 @@ def main(argv=None) -> int:
     parser.add_argument("--save-log", help="also write the session log (JSON lines) here")
     args = parser.parse_args(argv)
 
-    from diareval.score.der import Conventions
+    from diareval.score.der import Conventions, der
     from diareval.score.hypothesis import hypothesis_from_log
     from diareval.score.over_time import der_windows
     from diareval.server.engines import make_engine_factory
     from diareval.server.engines.base import SessionParams
     from diareval.server.engines.baseline import engine as engine_module
-    from diareval.server.engines.baseline.offline import CHUNK, OfflineSession, score_session
     from diareval.sessionlog import LogLine
+    from diareval.stream.offline import CHUNK, OfflineSession
 
     recording = _recording(args)
     audio = recording.load_audio()
@@ -145,16 +145,16 @@ def main(argv=None) -> int:
         engine_module.BaselineEngine._reclustered_grid = original
 
     session = OfflineSession(recording.uri, log, cpu + finish_cpu, len(audio) / 16000)
-    revised = score_session(session, recording)
-    live = score_session(session, recording, revisions=False)
-    blocks = {}
+    blocks, whole = {}, {}
     for name, revisions in (("live", False), ("revised", True)):
         hypothesis = hypothesis_from_log(log, level="word", unknown="error", revisions=revisions,
                                          uri=recording.uri)
-        blocks[name] = der_windows(recording.reference, hypothesis, recording.uem,
-                                   Conventions(level="word", revisions=revisions),
+        conventions = Conventions(level="word", revisions=revisions)
+        whole[name] = der(recording.reference, hypothesis, recording.uem, conventions)
+        blocks[name] = der_windows(recording.reference, hypothesis, recording.uem, conventions,
                                    window=args.block * 60, step=args.block * 60,
                                    end=len(audio) / 16000)
+    revised, live = whole["revised"], whole["live"]
     print(f"\n{recording.uri}, {len(audio) / 16000 / 60:.1f} min, options {args.options}\n")
     print("| audio up to (min) | RTF of the block | final turns | live re-clustering ms / final turn "
           "| peak RSS (MB) | windows kept | DER live: block / session mapping "

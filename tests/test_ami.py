@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import shared_data
+from fixtures import write_rttm, write_uem
 from diareval.datasets import DatasetError, load
 from diareval.datasets import download as dl
 from diareval.datasets.ami import (MICS, download_ami, ensure_ami, load_ami, load_ami_words,
@@ -207,10 +208,10 @@ def mirror(tmp_path, monkeypatch):
     for uri, seconds in MEETINGS.items():
         rttm = setup / "only_words" / "rttms" / "test" / f"{uri}.rttm"
         rttm.parent.mkdir(parents=True, exist_ok=True)
-        rttm.write_text(f"SPEAKER {uri} 1 0.50 1.00 <NA> <NA> FEE013 <NA> <NA>\n")
+        write_rttm(rttm, {uri: [(0.5, 1.5, "FEE013")]})
         uem = setup / "uems" / "test" / f"{uri}.uem"
         uem.parent.mkdir(parents=True, exist_ok=True)
-        uem.write_text(f"{uri} 1 0.000 {seconds:.6f}\n")
+        write_uem(uem, {uri: [(0.0, seconds)]}, decimals=6)  # as the AMI setup writes them
         for mic in MICS.values():
             wav = site / "corpus" / "AMICorpusMirror" / "amicorpus" / uri / "audio" / \
                 f"{uri}.{mic}.wav"
@@ -299,13 +300,13 @@ def test_wrong_size_and_wrong_length_are_errors(mirror, tmp_path):
     assert not (tmp_path / "x.wav").exists()
     # a whole file whose audio is shorter than its UEM says is not taken either
     uem = site / "setup" / "uems" / "test" / "EN2002c.uem"
-    uem.write_text("EN2002c 1 0.000 60.000000\n")
+    write_uem(uem, {"EN2002c": [(0.0, 60.0)]}, decimals=6)
     with pytest.raises(DatasetError, match="UEM says 60.00"):
         download_ami(tmp_path / "c", subset="test", progress=False)
     assert not (tmp_path / "c" / "ami" / "amicorpus" / "EN2002c" / "audio" /
                 "EN2002c.Mix-Headset.wav").exists()
     # a whole file that is not audio (an HTML error page, say) is not taken either
-    uem.write_text("EN2002c 1 0.000 2.000000\n")
+    write_uem(uem, {"EN2002c": [(0.0, 2.0)]}, decimals=6)
     wav = site / "corpus" / "AMICorpusMirror" / "amicorpus" / "EN2002c" / "audio" / \
         "EN2002c.Mix-Headset.wav"
     wav.write_bytes(b"<html>mirror moved</html>" * 50)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from diareval.sessionlog import read_session_log
-from test_stream_support import make_dataset, read_status
+from fixtures import make_dataset
+from test_stream_support import read_status
 
 CONFIG = "universal-streaming-english__max-speakers-none"
 
@@ -59,7 +60,10 @@ def test_ami_excerpts_stream_concurrently_in_real_time_and_resume_streams_nothin
                            "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     assert "11 sessions: 11 complete" in proc.stdout
-    startup = 6.0  # interpreter, imports, server process start, dataset loading (x2 processes)
+    # interpreter, imports, server process start, dataset loading (x2 processes) and scoring:
+    # a few seconds on an idle machine, several times that on a loaded one. Real-time pacing
+    # itself is bounded per session below (first to last chunk 29.9-30.5 s, lateness p99).
+    startup = 30.0
     assert 30.0 <= wall <= 1.1 * 30.0 + startup, wall
     session_dir = run_dir / "sessions" / CONFIG
     uris = sorted(p.stem for p in Path(ami_excerpts).glob("*.wav"))

@@ -21,6 +21,7 @@ from pyannote.core import Annotation
 
 from diareval.datasets import load_rttm, load_uem
 from diareval.score.der import Conventions, DERResult, der
+from fixtures import write_rttm, write_uem
 
 MD_EVAL = os.environ.get("DIAREVAL_MD_EVAL")
 
@@ -52,20 +53,20 @@ def ours(ref: Path, hyp: Path, uem: Path, collar: float, skip: bool) -> dict:
 @pytest.mark.parametrize("seed", range(30))
 def test_random_case_matches_md_eval(tmp_path, seed):
     rng = random.Random(seed)
-    line = "SPEAKER {} 1 {:.2f} {:.2f} <NA> <NA> {} <NA> <NA>\n"
-    refs, hyps, uems = [], [], []
+
+    def turn(latest_start: float, prefix: str, n_speakers: int) -> tuple[float, float, str]:
+        # the draws in the order of the cases run against md-eval (start, duration, speaker)
+        start, duration = round(rng.uniform(0, latest_start), 2), round(rng.uniform(0.1, 6), 2)
+        return start, start + duration, f"{prefix}{rng.randint(0, n_speakers - 1)}"
+
+    refs, hyps, uems = {}, {}, {}
     for f in range(3):
-        for _ in range(rng.randint(1, 15)):
-            refs.append(line.format(f"f{f}", rng.uniform(0, 60), rng.uniform(0.1, 6),
-                                    f"s{rng.randint(0, 3)}"))
-        for _ in range(rng.randint(1, 15)):
-            hyps.append(line.format(f"f{f}", rng.uniform(0, 62), rng.uniform(0.1, 6),
-                                    f"h{rng.randint(0, 4)}"))
-        uems.append(f"f{f} 1 {rng.uniform(0, 5):.2f} {rng.uniform(55, 70):.2f}\n")
-    ref, hyp, uem = tmp_path / "ref.rttm", tmp_path / "hyp.rttm", tmp_path / "all.uem"
-    ref.write_text("".join(refs))
-    hyp.write_text("".join(hyps))
-    uem.write_text("".join(uems))
+        refs[f"f{f}"] = [turn(60, "s", 4) for _ in range(rng.randint(1, 15))]
+        hyps[f"f{f}"] = [turn(62, "h", 5) for _ in range(rng.randint(1, 15))]
+        uems[f"f{f}"] = [(round(rng.uniform(0, 5), 2), round(rng.uniform(55, 70), 2))]
+    ref = write_rttm(tmp_path / "ref.rttm", refs)
+    hyp = write_rttm(tmp_path / "hyp.rttm", hyps)
+    uem = write_uem(tmp_path / "all.uem", uems)
     collar, skip = rng.choice([0.0, 0.25]), rng.random() < 0.5
     theirs = md_eval(ref, hyp, uem, collar, skip)
     if theirs is None:

@@ -19,8 +19,9 @@ import pytest
 from diareval.server import FaultConfig, LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.stream import AuthenticationError, PacingError, run
+from fixtures import make_dataset
 from test_stream_support import (assert_log_has_everything, attempt_logs, heal_after,
-                                 make_dataset, read_status, received)
+                                 read_status, received)
 
 KEY = "test-key"
 CONFIG = "universal-streaming-english__max-speakers-none"

@@ -11,6 +11,7 @@ import soundfile as sf
 from diareval.datasets import DatasetError, load, load_folder
 from diareval.datasets.noise import (add_noise, make_noise, measure_snr, mix_at_snr,
                                      noise_sweep, pink_noise)
+from fixtures import write_rttm
 
 RATE = 16000
 
@@ -38,9 +39,8 @@ def _folder(tmp_path: Path, n: int = 3, seconds: float = 8.0) -> Path:
     for i in range(n):
         audio, regions = _speechlike(seconds, i)
         sf.write(str(folder / f"rec{i}.wav"), audio, RATE, subtype="PCM_16")
-        (folder / f"rec{i}.rttm").write_text("".join(
-            f"SPEAKER rec{i} 1 {a:.3f} {b - a:.3f} <NA> <NA> S{k % 2} <NA> <NA>\n"
-            for k, (a, b) in enumerate(regions)))
+        write_rttm(folder / f"rec{i}.rttm",
+                   {f"rec{i}": [(a, b, f"S{k % 2}") for k, (a, b) in enumerate(regions)]})
     return folder
 
 

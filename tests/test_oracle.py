@@ -19,7 +19,7 @@ from diareval.server.engines.base import EngineError, SessionParams
 from diareval.server.engines.oracle import (WORD_COUNT_BUCKETS, OracleConfig, PlannedTurn,
                                             PlannedWord, assign_labels, draws, p_wrong,
                                             plan_turns, word_count_bucket)
-from diareval.server.synthetic import write_synthetic_dataset
+from fixtures import write_synthetic_dataset
 
 LABELS = SessionParams(speaker_labels=True)
 

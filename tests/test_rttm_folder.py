@@ -3,8 +3,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyannote.core import Segment, Timeline
 
-from diareval.datasets import DatasetError, load, load_folder, parse_rttm, parse_uem
+from diareval.datasets import (DatasetError, format_rttm, format_uem, load, load_folder, parse_rttm,
+                               parse_uem)
+from fixtures import annotation, write_rttm
 
 
 def test_parse_rttm_hand_example():
@@ -42,6 +47,43 @@ def test_parse_uem():
         parse_uem("f1 1 3 2", source="u.uem")
 
 
+def test_format_uem_hand_example_reads_back():
+    uem = Timeline([Segment(12.25, 30.125), Segment(0.0, 10.5)], uri="f1")
+    text = format_uem(uem)
+    assert text == "f1 1 0.000 10.500\nf1 1 12.250 30.125\n"
+    assert parse_uem(text) == {"f1": uem}
+    # the AMI setup's whole-file UEMs carry 6 decimals (sample-exact ends)
+    ami = format_uem(Timeline([Segment(0.0, 1546.333312)]), "IS1008c", decimals=6)
+    assert ami == "IS1008c 1 0.000000 1546.333312\n"
+    assert parse_uem(ami)["IS1008c"].extent().end == 1546.333312
+    assert format_uem(Timeline(uri="f1")) == ""
+    with pytest.raises(DatasetError, match="no uri"):
+        format_uem(Timeline([Segment(0.0, 1.0)]))
+
+
+def _tracks(annotation_):
+    return sorted((round(s.start, 6), round(s.end, 6), label)
+                  for s, _, label in annotation_.itertracks(yield_label=True))
+
+
+# times on the 1 ms grid both writers use; speaker names without spaces
+_MS = st.integers(0, 3_600_000)
+_SPANS = st.lists(st.tuples(_MS, st.integers(1, 60_000)), min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spans=_SPANS, speakers=st.lists(st.sampled_from(["A", "B", "spk_3", "FEE013"]),
+                                       min_size=12, max_size=12))
+def test_format_rttm_and_format_uem_round_trip_through_the_parsers(spans, speakers):
+    turns = [(start / 1000, (start + length) / 1000, speakers[i])
+             for i, (start, length) in enumerate(spans)]
+    reference = annotation("rec-1", turns)
+    parsed = parse_rttm(format_rttm(reference), source="round-trip.rttm")["rec-1"]
+    assert _tracks(parsed) == _tracks(reference)
+    uem = Timeline([Segment(start, end) for start, end, _ in turns], uri="rec-1").support()
+    assert parse_uem(format_uem(uem), source="round-trip.uem") == {"rec-1": uem}
+
+
 def _write_wav(path: Path, seconds: float, rate: int = 8000, channels: int = 2):
     samples = np.zeros((int(seconds * rate), channels), dtype="float32")
     sf.write(str(path), samples, rate)
@@ -49,7 +91,7 @@ def _write_wav(path: Path, seconds: float, rate: int = 8000, channels: int = 2):
 
 def test_folder_loader_normalises_audio_and_defaults_uem(tmp_path):
     _write_wav(tmp_path / "a.wav", 2.0)
-    (tmp_path / "a.rttm").write_text("SPEAKER a 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    write_rttm(tmp_path / "a.rttm", {"a": [(0.1, 0.6, "S1")]})
     [rec] = load_folder(tmp_path)
     audio = rec.load_audio()
     assert audio.dtype == np.int16 and audio.ndim == 1 and len(audio) == 32000
@@ -58,14 +100,14 @@ def test_folder_loader_normalises_audio_and_defaults_uem(tmp_path):
 
 def test_folder_loader_mismatch_is_an_error(tmp_path):
     _write_wav(tmp_path / "a.wav", 1.0)
-    (tmp_path / "all.rttm").write_text("SPEAKER b 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    write_rttm(tmp_path / "all.rttm", {"b": [(0.1, 0.6, "S1")]})
     with pytest.raises(DatasetError, match="no audio for RTTM URI"):
         load_folder(tmp_path)
 
 
 def test_unreadable_audio_names_the_file(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"not a wav file at all")
-    (tmp_path / "a.rttm").write_text("SPEAKER a 1 0.1 0.5 <NA> <NA> S1 <NA> <NA>\n")
+    write_rttm(tmp_path / "a.rttm", {"a": [(0.1, 0.6, "S1")]})
     with pytest.raises(DatasetError, match="a.wav"):
         load_folder(tmp_path)
 

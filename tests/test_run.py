@@ -21,8 +21,9 @@ from diareval.errors import ConfigError, DatasetError
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.stream import API_KEY_ENV, StartLimiter, run, run_async
-from diareval.stream.runner import resolve_backend
-from test_stream_support import files_under, make_dataset, read_status, received
+from diareval.stream.plan import resolve_backend
+from fixtures import make_dataset
+from test_stream_support import files_under, read_status, received
 
 KEY = "test-key"
 QUIET = dict(progress=False, announce=lambda _: None)
@@ -123,7 +124,7 @@ SIGINT_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from test_stream_support import make_dataset
+from fixtures import make_dataset
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.cli import main
@@ -430,7 +431,7 @@ def test_resume_with_other_dataset_options_is_refused(tmp_path):
 def test_default_concurrency_follows_the_engine(tmp_path):
     """A computing local engine gets 2 sessions per core (more overload the machine that runs
     both client and server); the oracle and remote services get 64."""
-    from diareval.stream.runner import plan_run
+    from diareval.stream.plan import plan_run
     recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
     quiet = dict(announce=lambda _: None)
     baseline = plan_run(recordings, backend="local", engine="baseline", **quiet)
@@ -468,7 +469,7 @@ def test_yes_reaches_the_loader_but_is_not_recorded(tmp_path, monkeypatch):
     """--yes confirms a download in the runner's own load; run.json (which the local server
     and the scorer load from) keeps only the options that choose the recordings."""
     from diareval import datasets
-    from diareval.stream.runner import plan_run
+    from diareval.stream.plan import plan_run
     recordings = make_dataset(tmp_path / "data", n=1, seconds=1.0)
     calls = []
 
@@ -480,3 +481,126 @@ def test_yes_reaches_the_loader_but_is_not_recorded(tmp_path, monkeypatch):
                     announce=lambda _: None)
     assert calls == [{"subset": "dev", "yes": True}]
     assert plan.dataset_options == {"subset": "dev"}
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _two_runs(tmp_path, server, recordings, call):
+    """Start run "a", then (once its sessions stream) run "b", each in its own thread via
+    ``call(name)``; returns the threads, results and errors (filled in as they end)."""
+    import threading
+    results, errors = {}, {}
+
+    def go(name):
+        try:
+            results[name] = call(name)
+        except BaseException as exc:  # noqa: BLE001 - checked by the test
+            errors[name] = exc
+
+    threads = {name: threading.Thread(target=go, args=(name,), daemon=True) for name in "ab"}
+    for n, name in enumerate("ab", start=1):
+        threads[name].start()
+        _wait_until(lambda: sum(s.audio_seconds > 0.2 for s in server.sessions) >= 2 * n)
+    return threads, results, errors
+
+
+def _check_a_stopped_and_b_complete(tmp_path, threads, results, errors):
+    for thread in threads.values():
+        thread.join(60)
+    assert isinstance(errors.get("a"), KeyboardInterrupt), errors
+    assert "b" not in errors and results["b"].ok and results["b"].streamed == 2
+    for name, expected in (("a", "interrupted"), ("b", "complete")):
+        statuses = [read_status(p)["status"] for p in (tmp_path / name / "sessions" / C_NONE)
+                    .glob("*.json")]
+        assert statuses == [expected] * 2, name
+
+
+def test_two_runs_in_two_threads_a_stop_stops_only_its_own(tmp_path):
+    """Each run has its own handle: stopping one (from a third thread) leaves the other."""
+    from diareval.stream import RunHandle
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=3.0)
+    handles = {"a": RunHandle(), "b": RunHandle()}
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        threads, results, errors = _two_runs(tmp_path, server, recordings, lambda name: run(
+            recordings, backend="local", host=server.url, api_key=KEY, run_dir=tmp_path / name,
+            handle=handles[name], **QUIET))
+        handles["a"].stop()
+        _check_a_stopped_and_b_complete(tmp_path, threads, results, errors)
+    # a stop asked before a run starts stops it as it starts; the handle then serves again
+    handles["a"].stop()
+    with _server(recordings) as server:
+        with pytest.raises(KeyboardInterrupt):
+            run(recordings, backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                run_dir=tmp_path / "c", handle=handles["a"], **QUIET)
+        assert run(recordings, backend="local", host=server.url, api_key=KEY, speed=math.inf,
+                   run_dir=tmp_path / "d", handle=handles["a"], **QUIET).ok
+
+
+def test_two_runs_in_jupyter_threads_ctrl_c_stops_only_its_own(tmp_path):
+    """Two callers with a running loop each (Jupyter kernels' threads) call run(); a Ctrl-C
+    (KeyboardInterrupt) in the first caller's thread stops the first run only, though the
+    second started later, and both threads return."""
+    import ctypes
+    recordings = make_dataset(tmp_path / "data", n=2, seconds=3.0)
+
+    def in_a_loop(name):
+        async def cell():  # run() called from code running inside an event loop
+            return run(recordings, backend="local", host=server.url, api_key=KEY,
+                       run_dir=tmp_path / name, **QUIET)
+        return asyncio.run(cell())
+
+    with _server(recordings, lookahead_seconds=300.0) as server:
+        threads, results, errors = _two_runs(tmp_path, server, recordings, in_a_loop)
+        assert ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(threads["a"].ident), ctypes.py_object(KeyboardInterrupt)) == 1
+        _check_a_stopped_and_b_complete(tmp_path, threads, results, errors)
+
+
+def test_decide_maps_each_outcome_to_its_action():
+    """The retry rule, without a server: final outcomes end the session (the run stops for a
+    rejected key or 3007), "too many sessions" backs off and holds every start for half the
+    wait, transient failures retry until max_attempts; jitter is drawn only for a retry."""
+    import random
+    from types import SimpleNamespace
+
+    from diareval.stream import Outcome
+    from diareval.stream.retry import backoff, decide
+    plan = SimpleNamespace(max_attempts=3, max_rejections=2, retry_backoff=(1.0, 3.0),
+                           reject_backoff=(5.0, 60.0))
+    rng = random.Random(0)
+    for outcome, status, stop in [(Outcome.COMPLETE, "complete", False),
+                                  (Outcome.INTERRUPTED, "interrupted", False),
+                                  (Outcome.FAILED, "failed", False),
+                                  (Outcome.AUTH, "failed", True), (Outcome.PACING, "failed", True)]:
+        decision = decide(outcome, 1, 1, plan, rng)
+        assert (decision.status, decision.stop_run, decision.delay) == (status, stop, 0.0)
+        assert (decision.failures, decision.rejections) == (1, 1)
+    assert rng.random() == random.Random(0).random()  # no jitter drawn above
+    twin = random.Random(7)
+    rng = random.Random(7)
+    failures, delays = 0, []
+    while True:
+        decision = decide(Outcome.RETRY, failures, 0, plan, rng)
+        failures = decision.failures
+        if decision.status != "retrying":
+            break
+        delays.append(decision.delay)
+        assert decision.hold == 0.0
+    assert decision.status == "failed" and failures == 3 and len(delays) == 2
+    assert delays == [min(3.0, 1.0 * 2 ** k) * (0.5 + twin.random()) for k in range(2)]
+    rejections, holds = 0, []
+    while True:
+        decision = decide(Outcome.REJECTED, 0, rejections, plan, rng)
+        rejections = decision.rejections
+        if decision.status != "retrying":
+            break
+        wait = 5.0 * 2 ** (rejections - 1)
+        assert wait * 0.5 <= decision.delay < wait * 1.5
+        holds.append(decision.hold / decision.delay)
+    assert decision.status == "failed" and rejections == 3 and holds == [0.5, 0.5]
+    assert backoff(random.Random(1), 10, (1.0, 30.0)) < 45.0  # capped before the jitter

@@ -19,6 +19,7 @@ from diareval.score import Conventions, score_rttm, score_run, score_session
 from diareval.server.engines.base import SessionParams
 from diareval.server.engines.oracle import OracleConfig, make_oracle_factory
 from diareval.sessionlog import SessionLogWriter, read_session_log
+from fixtures import write_rttm
 
 
 def make_recording(folder: Path, uri: str, duration: float, seed: int) -> Recording:
@@ -168,14 +169,14 @@ def test_cli_run_dir_matches_api(run_dir, capsys):
     folder = root.parent / (root.name + "_data")
     folder.mkdir(exist_ok=True)
     # a dataset folder the CLI can load by path: audio + RTTM + UEM
-    from diareval.datasets.rttm import format_rttm
+    from diareval.datasets.rttm import format_rttm, format_uem
     rttm, uem = [], []
     for recording in recordings:
         target = folder / recording.audio_path.name
         if not target.exists():
             target.write_bytes(recording.audio_path.read_bytes())
         rttm.append(format_rttm(recording.reference))
-        uem.append(f"{recording.uri} 1 0.000 60.000\n")
+        uem.append(format_uem(Timeline([Segment(0.0, 60.0)]), recording.uri))
     (folder / "all.rttm").write_text("".join(rttm))
     (folder / "all.uem").write_text("".join(uem))
     assert cli_main(["score", str(root), "--dataset", str(folder), "--n-boot", "50",
@@ -196,9 +197,8 @@ def test_cli_run_dir_matches_api(run_dir, capsys):
 def test_cli_rttm_form_matches_score_rttm(tmp_path, capsys):
     ref = tmp_path / "ref.rttm"
     hyp = tmp_path / "hyp.rttm"
-    line = "SPEAKER f 1 {} {} <NA> <NA> {} <NA> <NA>\n"
-    ref.write_text(line.format(0, 10, "A") + line.format(10, 10, "B"))
-    hyp.write_text(line.format(0, 12, 1) + line.format(12, 8, 2) + line.format(20, 2, 3))
+    write_rttm(ref, {"f": [(0, 10, "A"), (10, 20, "B")]})
+    write_rttm(hyp, {"f": [(0, 12, "1"), (12, 20, "2"), (20, 22, "3")]})
     assert cli_main(["score", "--ref", str(ref), "--hyp", str(hyp), "--collar", "0.5"]) == 0
     out = capsys.readouterr().out
     # hand-worked in test_der.py example 2 (UEM [0,22] = union of extents here): 1/6

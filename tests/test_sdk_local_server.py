@@ -15,7 +15,7 @@ import pytest
 from diareval.datasets import load_folder
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
-from diareval.server.synthetic import write_synthetic_dataset
+from fixtures import write_synthetic_dataset
 
 sdk = pytest.importorskip("assemblyai.streaming.v3")
 

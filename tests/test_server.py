@@ -457,7 +457,7 @@ def test_running_in_thread_serves_sync_clients():
 
 
 def test_serve_cli_arguments_build_the_server(tmp_path):
-    from diareval.server.synthetic import write_synthetic_dataset
+    from fixtures import write_synthetic_dataset
     folder = write_synthetic_dataset(tmp_path, n_recordings=1, duration=5)
     args = build_parser().parse_args([
         "serve", "--engine", "oracle", "--dataset", str(folder), "--port", "0",
@@ -474,7 +474,7 @@ def test_serve_cli_arguments_build_the_server(tmp_path):
 
 def test_start_server_process(tmp_path):
     from diareval.datasets import load_folder
-    from diareval.server.synthetic import write_synthetic_dataset
+    from fixtures import write_synthetic_dataset
     folder = write_synthetic_dataset(tmp_path, n_recordings=1, duration=4)
     audio = load_folder(folder)[0].load_audio()
 

@@ -18,7 +18,8 @@ from diareval.sessionlog import AUDIO_CHUNK, read_session_log
 from diareval.stream import (ArrayAudio, FileAudio, Outcome, StreamConfig, build_headers, chunks,
                              make_configs, parse_max_speakers, stream_attempt)
 from diareval.stream.audio import check_chunk_seconds
-from test_stream_support import assert_log_has_everything, make_dataset
+from fixtures import make_dataset
+from test_stream_support import assert_log_has_everything
 
 KEY = "test-key"
 

@@ -1,39 +1,12 @@
-"""Helpers for the stream/run/fault tests: generated recordings and log checks (no tests here)."""
+"""Helpers for the stream/run/fault tests: log and status checks (no tests here; the
+generated recordings are in ``fixtures.py``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-from diareval.datasets import load_folder
 from diareval.sessionlog import AUDIO_CHUNK, read_session_log
-
-SR = 16000
-
-
-def make_dataset(root: Path, n: int = 2, seconds: float = 3.0, seed: int = 0) -> list:
-    """``n`` recordings of ``seconds`` s: alternating 0.5 s noise bursts of two speakers
-    (different loudness) with gaps, and their RTTM; loaded with ``load_folder``."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    lines = []
-    for i in range(n):
-        uri = f"rec{i}"
-        audio = np.zeros(int(seconds * SR), dtype=np.float32)
-        t, speaker = 0.2, 0
-        while t + 0.5 <= seconds:
-            start = int(t * SR)
-            amplitude = 0.1 if speaker == 0 else 0.3
-            audio[start:start + SR // 2] = rng.uniform(-amplitude, amplitude, SR // 2)
-            lines.append(f"SPEAKER {uri} 1 {t:.3f} 0.500 <NA> <NA> spk{speaker} <NA> <NA>")
-            t += 0.7
-            speaker = 1 - speaker
-        sf.write(root / f"{uri}.wav", audio, SR, subtype="PCM_16")
-    (root / "ref.rttm").write_text("\n".join(lines) + "\n")
-    return load_folder(root)
 
 
 def attempt_logs(status: dict, session_dir: Path) -> list[Path]:

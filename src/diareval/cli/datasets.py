@@ -45,15 +45,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description="Generate conversations with espeak-ng voices "
                               "(the optional synth extra, GPL-3.0). Same options, same bytes.")
     generate.add_argument("--conversations", type=int, default=3)
-    generate.add_argument("--speakers", type=int, nargs="+", default=[2, 3, 4],
-                          help="speakers per conversation (cycled)")
+    generate.add_argument("--profile", default=None, choices=["default", "call"],
+                          help="turn-taking profile (call: 2 speakers, gaps 0-0.3 s, 15%% "
+                          "back-channels, 20%% overlapping changes); options given win")
+    generate.add_argument("--speakers", type=int, nargs="+", default=None,
+                          help="speakers per conversation (cycled; default 2 3 4)")
     generate.add_argument("--minutes", type=float, default=1.0)
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--backchannel-rate", type=float, default=0.3)
-    generate.add_argument("--mean-words", type=float, default=10.0)
-    generate.add_argument("--overlap-rate", type=float, default=0.15)
-    generate.add_argument("--overlap-mean", type=float, default=0.6)
-    generate.add_argument("--pause-mean", type=float, default=0.5)
+    # None: the profile's value (default profile: 0.3, 10, 0.15, 0.6, 0.5)
+    generate.add_argument("--backchannel-rate", type=float, default=None)
+    generate.add_argument("--mean-words", type=float, default=None)
+    generate.add_argument("--overlap-rate", type=float, default=None)
+    generate.add_argument("--overlap-mean", type=float, default=None)
+    generate.add_argument("--pause-mean", type=float, default=None)
     generate.add_argument("--noise", default=None, help="white, pink or a folder of noise files")
     generate.add_argument("--snr", type=float, default=None)
 
@@ -64,7 +68,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     noisy.add_argument("--noise", default="pink", help="white, pink, babble or a folder")
     noisy.add_argument("--snr", type=float, nargs="+", required=True)
     noisy.add_argument("--seed", type=int, default=0)
-    for child in (listing, download, generate, noisy):  # --root after the action works too
+
+    phone = sub.add_parser("telephone", help="copies of a dataset through a telephone channel",
+                           description="Derived, cached copies: band-pass 300-3400 Hz, 8 kHz, "
+                           "G.711 mu-law, optional packet loss; back to 16 kHz.")
+    phone.add_argument("dataset", help="dataset name or folder")
+    phone.add_argument("--loss", type=float, default=0.0,
+                       help="probability that a 20 ms packet is lost (default 0)")
+    phone.add_argument("--concealment", default="zeros", choices=["zeros", "repeat"],
+                       help="a lost packet is silence (zeros) or the last one again (repeat)")
+    phone.add_argument("--loss-seed", type=int, default=0)
+    for child in (listing, download, generate, noisy, phone):  # --root after the action works too
         child.add_argument("--root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -90,12 +104,14 @@ def main(args: argparse.Namespace) -> int:
     if action == "generate":
         from diareval.datasets.synthetic import load_synthetic
 
+        given = {"profile": args.profile, "backchannel_rate": args.backchannel_rate,
+                 "mean_words": args.mean_words, "overlap_rate": args.overlap_rate,
+                 "overlap_mean": args.overlap_mean, "pause_mean": args.pause_mean,
+                 "n_speakers": tuple(args.speakers) if args.speakers else None}
         recordings = load_synthetic(
             args.root, progress=True, n_conversations=args.conversations,
-            n_speakers=tuple(args.speakers), minutes=args.minutes, seed=args.seed,
-            backchannel_rate=args.backchannel_rate, mean_words=args.mean_words,
-            overlap_rate=args.overlap_rate, overlap_mean=args.overlap_mean,
-            pause_mean=args.pause_mean, noise=args.noise, snr=args.snr)
+            minutes=args.minutes, seed=args.seed, noise=args.noise, snr=args.snr,
+            **{k: v for k, v in given.items() if v is not None})
         folder = recordings[0].audio_path.parent if recordings else None
         print(f"{len(recordings)} conversation(s) in {folder}")
         return 0
@@ -108,6 +124,18 @@ def main(args: argparse.Namespace) -> int:
         for snr, recordings in sweep.items():
             print(f"{args.noise} @ {snr:g} dB: {len(recordings)} recording(s) in "
                   f"{recordings[0].audio_path.parent if recordings else '-'}")
+        return 0
+    if action == "telephone":
+        from diareval.datasets import load
+        from diareval.datasets.telephone import TelephoneChannel, add_telephone
+
+        channel = TelephoneChannel(loss=args.loss, concealment=args.concealment,
+                                   loss_seed=args.loss_seed)
+        recordings = add_telephone(load(args.dataset), channel, root=args.root)
+        lost = [r.meta["lost_packets"] for r in recordings]
+        print(f"telephone: {len(recordings)} recording(s) in "
+              f"{recordings[0].audio_path.parent if recordings else '-'}"
+              + (f" ({100 * sum(lost) / len(lost):.1f}% of packets lost)" if lost else ""))
         return 0
     raise DatasetError(f"unknown datasets action {action!r}")
 
@@ -148,12 +176,21 @@ def list_datasets(root: str | Path | None = None) -> list[dict]:
         spec = info["spec"]
         rows.append({"name": "synthetic",
                      "variant": f"{spec['n_conversations']} x {spec['minutes']:g} min, "
-                                f"speakers {spec['n_speakers']}, seed {spec['seed']}",
+                                f"speakers {spec['n_speakers']}, seed {spec['seed']}"
+                                + (f", profile {spec['profile']}"
+                                   if spec.get("profile", "default") != "default" else ""),
                      "status": f"cached ({len(info['recordings'])} recordings)",
                      "where": str(manifest.parent)})
     for derived in sorted((base / "derived").glob("*/derived.json")):
         info = json.loads(derived.read_text())
         rows.append({"name": "noisy", "variant": derived.parent.name.rsplit("-", 1)[0],
+                     "status": f"cached ({len(info['sources'])} recordings)",
+                     "where": str(derived.parent)})
+    for derived in sorted((base / "telephone").glob("*/telephone.json")):
+        info = json.loads(derived.read_text())
+        loss = info["channel"]["loss"]
+        rows.append({"name": "telephone", "variant": derived.parent.name.rsplit("-", 1)[0]
+                     + (f", loss {loss:g}" if loss else ""),
                      "status": f"cached ({len(info['sources'])} recordings)",
                      "where": str(derived.parent)})
     for manifest in sorted((base / "mixtures").glob("*/dataset.json")):
@@ -163,7 +200,10 @@ def list_datasets(root: str | Path | None = None) -> list[dict]:
                      "where": str(manifest.parent)})
     usage = {"noisy": "load('noisy', dataset=..., noise='pink', snr=10); "
                       "CLI: datasets noise DATASET --snr ...",
-             "mixtures": "load('mixtures', folder=<speaker dirs of utterances>, ...)"}
+             "mixtures": "load('mixtures', folder=<speaker dirs of utterances>, ...)",
+             "telephone": "load('telephone', dataset=..., loss=0.0); "
+                          "CLI: datasets telephone DATASET",
+             "calls": "load('calls', seed=S): 4 x 90 s 2-speaker call mixtures, telephone"}
     for name in sorted(set(REGISTRY) - {"ami", "synthetic"}):
         rows.append({"name": name, "variant": usage.get(name, ""), "status": "registered",
                      "where": ""})

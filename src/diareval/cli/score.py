@@ -96,8 +96,6 @@ def main(args: argparse.Namespace) -> int:
 
 def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> None:
     """Print what ``score_run`` found (conventions, DER per configuration) and write the figures."""
-    from pathlib import Path
-
     run_dir = str(run_dir).rstrip("/")
     sessions = scores.sessions
     skipped = sessions[~sessions["scored"]]
@@ -116,7 +114,8 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
-        written = write_figures(scores, Path(run_dir) / "figures")
+        from diareval.rundir import RunDir
+        written = write_figures(scores, RunDir(run_dir).figures_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
 
 

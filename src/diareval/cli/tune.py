@@ -71,7 +71,7 @@ def _dataset_name(dataset: str) -> str:
 def main(args) -> int:
     from diareval.datasets import load
     from diareval.server.engines.baseline.engine import BaselineConfig
-    from diareval.server.engines.baseline.tuning import parse_values, tune, write_results
+    from diareval.tune import parse_values, tune, write_results
 
     grid = {name: parse_values(name, values) for name, values in args.grid}
     ranges = {}

@@ -11,7 +11,8 @@ from typing import Callable
 from diareval.datasets.audio import SAMPLE_RATE, load_audio
 from diareval.datasets.folder import load_folder
 from diareval.datasets.recording import Recording, ReferenceWord
-from diareval.datasets.rttm import format_rttm, load_rttm, load_uem, parse_rttm, parse_uem
+from diareval.datasets.rttm import (format_rttm, format_uem, load_rttm, load_uem, parse_rttm,
+                                    parse_uem)
 from diareval.errors import DatasetError
 
 # name -> loader(**options) -> list[Recording]; other modules register their corpora here.
@@ -36,8 +37,8 @@ def load(name_or_path: str | Path, **options) -> list[Recording]:
 
 
 __all__ = ["SAMPLE_RATE", "Recording", "ReferenceWord", "load", "load_audio", "load_folder",
-           "load_rttm", "load_uem", "parse_rttm", "parse_uem", "format_rttm", "register",
-           "REGISTRY", "DatasetError"]
+           "load_rttm", "load_uem", "parse_rttm", "parse_uem", "format_rttm", "format_uem",
+           "register", "REGISTRY", "DatasetError"]
 
 # Corpora (each module keeps its download_* + load_* pair).
 from diareval.datasets.ami import download_ami, load_ami, load_ami_on_first_use  # noqa: E402
@@ -54,6 +55,12 @@ from diareval.datasets.mixtures import load_mixtures  # noqa: E402
 
 register("mixtures", load_mixtures)
 __all__ += ["load_mixtures"]
+from diareval.datasets.telephone import (TelephoneChannel, add_telephone,  # noqa: E402
+                                        load_calls, load_telephone)
+
+register("telephone", load_telephone)
+register("calls", load_calls)
+__all__ += ["TelephoneChannel", "add_telephone", "load_calls", "load_telephone"]
 
 # What `python -m diareval run` streams when no dataset is named: the small embedded
 # generated dataset (3 conversations x 1 min, 2/3/4 speakers; needs the synth extra).

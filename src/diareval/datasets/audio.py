@@ -48,3 +48,32 @@ def float_to_int16(samples: np.ndarray) -> np.ndarray:
     audio round-trips exactly; +1.0 clips to 32767."""
     return np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0),
                    -32768, 32767).astype(np.int16)
+
+
+# --- G.711 mu-law (the telephone channel's codec; numpy, no audioop) -------------------------
+
+MULAW_BIAS = 0x84  # 132: added to the magnitude so every segment's levels are 2^k apart
+MULAW_CLIP = 32635  # largest magnitude encoded (32635 + 132 = 0x7FFF)
+
+
+def mulaw_encode(samples: np.ndarray) -> np.ndarray:
+    """int16 samples -> G.711 mu-law codes (uint8), the standard 8-segment companding.
+
+    Segment ``e`` (0-7) holds 16 levels spaced ``8 << e`` apart in 16-bit units (8 ... 1024),
+    so the quantisation step grows with the level; bits are inverted as on the wire."""
+    x = np.asarray(samples).astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(x), MULAW_CLIP) + MULAW_BIAS  # 132 .. 32767
+    exponent = np.zeros_like(magnitude)
+    for e in range(1, 8):  # the segment is the position of the highest set bit above bit 7
+        exponent[magnitude >= (0x100 << (e - 1))] = e
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+
+
+def mulaw_decode(codes: np.ndarray) -> np.ndarray:
+    """G.711 mu-law codes (uint8) -> int16 samples (the middle of each code's interval)."""
+    c = ~np.asarray(codes).astype(np.int32) & 0xFF
+    exponent = (c >> 4) & 0x07
+    magnitude = ((((c & 0x0F) << 3) + MULAW_BIAS) << exponent) - MULAW_BIAS
+    return np.where(c & 0x80, -magnitude, magnitude).astype(np.int16)

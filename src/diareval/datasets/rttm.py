@@ -1,4 +1,4 @@
-"""Strict RTTM and UEM readers.
+"""Strict RTTM and UEM readers, and their writers (format_rttm, format_uem).
 
 pyannote.database has loaders for these formats, but they accept broken lines
 silently (or fail with a pandas error that names neither file nor line). A tool
@@ -123,4 +123,14 @@ def format_rttm(annotation: Annotation, uri: str | None = None) -> str:
         f"SPEAKER {uri} 1 {segment.start:.3f} {segment.duration:.3f} <NA> <NA> {label} <NA> <NA>"
         for segment, _, label in annotation.itertracks(yield_label=True)
     ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def format_uem(uem: Timeline, uri: str | None = None, decimals: int = 3) -> str:
+    """UEM text of ``uem`` (``uri 1 start end`` per segment, sorted; times to ``decimals``
+    places), read back by :func:`parse_uem`. ``uri`` defaults to the timeline's."""
+    uri = uri or uem.uri
+    if not uri:
+        raise DatasetError("format_uem: the timeline has no uri; pass uri=...")
+    lines = [f"{uri} 1 {segment.start:.{decimals}f} {segment.end:.{decimals}f}" for segment in uem]
     return "\n".join(lines) + ("\n" if lines else "")

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +35,12 @@ import soundfile as sf
 import soxr
 from pyannote.core import Annotation, Segment, Timeline
 
-from diareval.datasets.audio import SAMPLE_RATE, float_to_int16
+from diareval.datasets.audio import SAMPLE_RATE
 from diareval.datasets.download import cache_root
 from diareval.datasets.recording import Recording, ReferenceWord
 from diareval.datasets.rttm import format_rttm, load_rttm
+from diareval.datasets.turntaking import (PROFILES, GeneratedConversation, Turn,  # noqa: F401
+                                         realized_statistics, schedule_conversation)
 from diareval.errors import DatasetError
 
 GENERATOR_VERSION = 3  # bump when the output for a given spec changes (invalidates caches)
@@ -82,11 +83,16 @@ class ConversationSpec:
     ``backchannel_rate``: share of turns that are 1-2 word back-channels (half of each).
     ``mean_words``: mean length in words of the other turns (3 + geometric, capped at
     ``max_words``). ``pause_mean``: mean silence before a turn that does not overlap
-    (``pause_min`` + exponential). ``overlap_rate``: share of turns (after the first) that
+    (``pause_min`` + exponential); with ``pause_max`` set, that silence is uniform on
+    [``pause_min``, ``pause_max``] instead (and ``pause_mean`` is not used). ``overlap_rate``: share of turns (after the first) that
     start before the previous turn ends; ``overlap_mean``: mean overlap of those turns
     (uniform on [0.5, 1.5] x mean; a turn overlaps at most 80% of either turn, so an
     overlap goes to a pair of turns long enough for it). ``noise``: None, "white", "pink"
-    or a folder of noise files, mixed at ``snr`` dB over the speech.
+    or a folder of noise files, mixed at ``snr`` dB over the speech. ``profile``: a named
+    turn-taking profile, ``"default"`` or ``"call"`` (a phone call: 2 speakers, gaps of
+    0-0.3 s, 15% back-channels, 20% overlapping turn changes; the values are in
+    :data:`~diareval.datasets.turntaking.PROFILES`). :meth:`with_options` (what the loaders
+    call) applies the profile's values first, then the options given explicitly.
     """
 
     n_conversations: int = 3
@@ -105,6 +111,8 @@ class ConversationSpec:
     noise: str | None = None
     snr: float | None = None
     merge_gap: float = 0.25
+    pause_max: float | None = None
+    profile: str = "default"
 
     def validate(self) -> "ConversationSpec":
         """Raise a DatasetError naming the bad field; return self."""
@@ -124,6 +132,11 @@ class ConversationSpec:
             problems.append("overlap_rate must be in [0, 1)")
         if self.overlap_mean < 0 or self.pause_mean < self.pause_min or self.pause_min < 0:
             problems.append("need overlap_mean >= 0 and pause_mean >= pause_min >= 0")
+        if self.pause_max is not None and self.pause_max < self.pause_min:
+            problems.append(f"pause_max must be >= pause_min={self.pause_min}")
+        if self.profile not in PROFILES:
+            problems.append(f"unknown profile {self.profile!r} (choose from "
+                            f"{', '.join(PROFILES)})")
         if (self.noise is None) != (self.snr is None):
             problems.append("give both noise and snr, or neither")
         if self.voices is not None and len(self.voices) < max(int(n) for n in counts):
@@ -143,6 +156,11 @@ class ConversationSpec:
         for name in ("n_speakers", "voices"):
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
+        if "profile" in options:  # the profile's values, then the options given explicitly
+            if options["profile"] not in PROFILES:
+                raise DatasetError(f"unknown {kind} profile {options['profile']!r}; choose "
+                                   f"from {', '.join(PROFILES)}")
+            options = {**PROFILES[options["profile"]], **options}
         return replace(self, **options).validate()
 
     def speakers_of(self, index: int) -> int:
@@ -157,58 +175,11 @@ class ConversationSpec:
             else self.n_speakers
         data["voices"] = list(self.voices) if self.voices else None
         data["version"] = GENERATOR_VERSION
+        for name, unset in (("pause_max", None), ("profile", "default")):  # added later:
+            if data[name] == unset:  # the keys (cache folders) of older specs stay
+                del data[name]
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Turn:
-    """One scripted turn as placed in the session."""
-
-    speaker: str
-    start: float
-    end: float
-    text: str
-    n_words: int
-    overlap: float  # seconds overlapping the previous turn (0 if none)
-
-
-@dataclass
-class GeneratedConversation:
-    """Audio (16 kHz mono int16), reference and words of one generated conversation."""
-
-    uri: str
-    audio: np.ndarray
-    reference: Annotation
-    words: list[ReferenceWord]
-    turns: list[Turn]
-    voices: dict[str, str] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- sampling helpers
-
-
-class _Stratified:
-    """Uniform numbers in [0, 1) that cover the quantiles of every block of ``block`` draws."""
-
-    def __init__(self, rng: np.random.Generator, block: int = 20):
-        self.rng, self.block, self.queue = rng, block, []
-
-    def __call__(self) -> float:
-        if not self.queue:
-            strata = self.rng.permutation(self.block)
-            self.queue = list((strata + self.rng.random(self.block)) / self.block)
-        return self.queue.pop()
-
-
-def _geometric_words(u: float, mean_words: float, max_words: int) -> int:
-    """3 + geometric number of extra words with the given mean, by inverse CDF, capped."""
-    extra_mean = mean_words - 3.0
-    if extra_mean <= 0:
-        return 3
-    p = 1.0 / (extra_mean + 1.0)  # P(extra = k) = p (1-p)^k, mean (1-p)/p
-    extra = int(math.floor(math.log1p(-u) / math.log1p(-p)))
-    return min(3 + extra, max_words)
 
 
 def _turn_text(rng: np.random.Generator, n_words: int) -> str:
@@ -367,109 +338,7 @@ def generate_conversation(spec: ConversationSpec, index: int = 0,
     return conversation
 
 
-def schedule_conversation(spec: ConversationSpec, rng: np.random.Generator, uri: str,
-                          speakers: list[str], make_turn,
-                          noise_seed: int = 0) -> GeneratedConversation:
-    """Place turns one after another with the spec's turn-taking statistics and mix them.
-
-    ``make_turn(speaker_index, n_words) -> (clip, text, n_words)`` supplies the audio of a
-    turn (synthesised, or cut from real recordings). Pauses, overlaps and turn lengths
-    follow ``spec``; the session is ``spec.minutes`` long (trailing silence after the last
-    turn that fits)."""
-    n = len(speakers)
-    total = int(round(spec.minutes * 60 * SAMPLE_RATE))
-    tracks = np.zeros(total, dtype=np.float32)
-    draw_length, draw_pause, draw_overlap = (_Stratified(rng), _Stratified(rng),
-                                             _Stratified(rng))
-    turns: list[Turn] = []
-    words: list[ReferenceWord] = []
-    reference = Annotation(uri=uri)
-    busy_until = [0] * n            # sample where each speaker's last turn ends
-    cursor = int(0.5 * SAMPLE_RATE)  # end of the conversation so far (max end of turns)
-    previous = None                  # (speaker index, start, end) of the previous turn
-    overlap_debt = 0.0
-    pending_overlap: float | None = None
-    gap = int(0.1 * SAMPLE_RATE)     # a speaker never starts within 0.1 s of their last turn
-    while True:
-        # 1. what is said: back-channel (1 or 2 words) or a longer turn
-        u = draw_length()
-        if u < spec.backchannel_rate:
-            n_words = 1 if u < spec.backchannel_rate / 2 else 2
-        else:
-            v = (u - spec.backchannel_rate) / max(1.0 - spec.backchannel_rate, 1e-9)
-            n_words = _geometric_words(v, spec.mean_words, spec.max_words)
-        # 2. when: overlap by quota (error diffusion), else a pause after the conversation
-        want_overlap = previous is not None and spec.overlap_rate > 0 and \
-            overlap_debt + spec.overlap_rate >= 0.5
-        if pending_overlap is None:  # kept until used, so long overlaps are not selected out
-            pending_overlap = spec.overlap_mean * (0.5 + draw_overlap())
-        pause_s = spec.pause_min + (spec.pause_mean - spec.pause_min) * \
-            -math.log1p(-min(draw_pause(), 1 - 1e-9))
-        # 3. who: anyone but the previous speaker
-        candidates = [k for k in range(n) if previous is None or k != previous[0] or n == 1]
-        k = candidates[int(rng.integers(len(candidates)))]
-        clip, text, n_words = make_turn(k, n_words)
-        length = len(clip.samples)
-        start = None
-        if want_overlap:
-            o = int(pending_overlap * SAMPLE_RATE)
-            candidate = previous[2] - o
-            if (o <= 0.8 * min(previous[2] - previous[1], length)
-                    and candidate >= busy_until[k] + gap and candidate >= previous[1]):
-                start = candidate
-                pending_overlap = None
-        if start is None:
-            start = max(cursor + int(pause_s * SAMPLE_RATE), busy_until[k] + gap)
-        end = start + length
-        if end > total:
-            break
-        overlap = max(0, (previous[2] - start)) / SAMPLE_RATE if previous else 0.0
-        if previous is not None and spec.overlap_rate > 0:
-            overlap_debt += spec.overlap_rate - (1.0 if overlap > 0 else 0.0)
-        tracks[start:end] += clip.samples
-        speaker = speakers[k]
-        for a, b in clip.regions:
-            reference[Segment((start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE),
-                      f"t{len(turns)}.{a}"] = speaker
-        for a, b, token in clip.words:
-            words.append(ReferenceWord(speaker, round((start + a) / SAMPLE_RATE, 4),
-                                       round((start + b) / SAMPLE_RATE, 4), token))
-        turns.append(Turn(speaker, start / SAMPLE_RATE, end / SAMPLE_RATE, text, n_words,
-                          overlap))
-        busy_until[k] = end
-        cursor = max(cursor, end)
-        previous = (k, start, end)
-    peak = float(np.abs(tracks).max()) if len(tracks) else 0.0
-    if peak > 0.99:  # overlaps may add up: scale down rather than clip
-        tracks *= 0.99 / peak
-    audio = float_to_int16(tracks)
-    if spec.noise is not None:
-        from diareval.datasets.noise import make_noise, mix_at_snr
-
-        noise = make_noise(spec.noise, len(audio), seed=noise_seed)
-        audio = mix_at_snr(audio, noise, spec.snr, speech=reference.get_timeline().support())
-    words.sort(key=lambda w: (w.start, w.speaker))
-    return GeneratedConversation(uri, audio, reference, words, turns)
-
-
 # ---------------------------------------------------------------- dataset + cache
-
-
-def realized_statistics(turns: list[Turn]) -> dict:
-    """What a generated session actually has (requested values can be out of reach: long
-    overlaps need two long turns, so a high overlap rate with long overlaps, few speakers
-    and many back-channels falls short; these numbers say by how much)."""
-    if not turns:
-        return {"turns": 0}
-    words = np.array([t.n_words for t in turns])
-    overlaps = np.array([t.overlap for t in turns[1:]]) if len(turns) > 1 else np.zeros(0)
-    overlapping = overlaps[overlaps > 0]
-    return {"turns": len(turns),
-            "backchannel_share": round(float(np.mean(words <= 2)), 4),
-            "mean_words_other": round(float(words[words > 2].mean()), 3)
-            if (words > 2).any() else None,
-            "overlap_rate": round(float(np.mean(overlaps > 0)), 4) if overlaps.size else 0.0,
-            "overlap_mean": round(float(overlapping.mean()), 4) if overlapping.size else None}
 
 
 

@@ -16,6 +16,7 @@ from typing import Iterator, Mapping
 import pandas as pd
 
 from diareval.errors import DiarevalError
+from diareval.rundir import CONVENTIONS, score_table_paths
 
 
 def _empty() -> pd.DataFrame:
@@ -60,13 +61,16 @@ class RunScores:
         return tuple(f.name for f in fields(cls) if f.name != "conventions")
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pd.DataFrame], conventions: str = "") -> "RunScores":
-        """Gather named tables; an unknown name is an error (a typo would vanish otherwise)."""
-        unknown = set(tables) - set(cls.table_names())
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame], conventions: str = "",
+                    **named: pd.DataFrame) -> "RunScores":
+        """Gather named tables (``tables`` and keyword tables); an unknown name is an error
+        (a typo would vanish otherwise)."""
+        given = {**tables, **named}
+        unknown = set(given) - set(cls.table_names())
         if unknown:
             raise DiarevalError(f"RunScores has no table(s) {sorted(unknown)}; "
                                 f"known: {', '.join(cls.table_names())}")
-        return cls(**{name: table for name, table in tables.items() if table is not None},
+        return cls(**{name: table for name, table in given.items() if table is not None},
                    conventions=conventions)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -83,7 +87,7 @@ class RunScores:
         if not scores_dir.is_dir():
             raise DiarevalError(f"{scores_dir}: no scores folder (run `python -m diareval score`)")
         conventions = ""
-        info = scores_dir / "conventions.json"
+        info = scores_dir / CONVENTIONS
         if info.exists():
             try:
                 conventions = json.loads(info.read_text()).get("conventions", "")
@@ -91,7 +95,7 @@ class RunScores:
                 raise DiarevalError(f"{info}: not a conventions file ({error})") from error
         tables = {}
         for name in cls.table_names():
-            path = scores_dir / f"{name}.parquet"
+            path, _ = score_table_paths(scores_dir, name)
             if path.exists():
                 try:
                     table = pd.read_parquet(path)

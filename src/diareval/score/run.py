@@ -1,6 +1,6 @@
-"""Score a whole run directory: ``runs/<run>/sessions/<config>/<uri>.jsonl`` -> ``scores/``.
+"""Score a whole run directory (read through ``diareval.rundir``) -> its ``scores/`` tables.
 
-Layout (DESIGN.md): ``run.json`` (dataset, configurations), one log and one status
+Layout (``diareval.rundir``): ``run.json`` (dataset, configurations), one log and one status
 file (``"status": complete|failed|interrupted|running``) per (configuration, recording).
 Only complete sessions are scored; every other session still gets a row in the
 sessions table with ``scored = False`` and a ``note`` saying why (status, missing log,
@@ -10,18 +10,18 @@ else is pure.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from diareval.errors import DatasetError, DiarevalError
+from diareval.rundir import (CONVENTIONS, RunDir, RunDirError, RunManifest, atomic_paths,
+                             score_table_paths, write_json_atomic)
 from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_bootstrap
 from diareval.score.der import Conventions, DERResult, with_conventions
 from diareval.score.latency import speaker_count_by_setting
@@ -31,58 +31,23 @@ from diareval.score.session import score_session
 from diareval.score.turns import BIN_ORDER, turn_counts
 from diareval.sessionlog import read_session_log
 
-_ATTEMPT = re.compile(r"\.attempt\d+$")
 BREAKDOWNS = ("word_count_bin", "duration_bin", "overlap_bin", "turn_index_bin")
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        return data if isinstance(data, dict) else None
-    except (OSError, json.JSONDecodeError):
-        return None
+def _config_settings(run: RunManifest) -> dict[str, Mapping]:
+    return {c["name"]: c for c in run.configurations}
 
 
-def discover_sessions(run_dir: Path) -> list[dict]:
-    """Every (config, uri) of a run: from the session files and run.json's ``uris``."""
-    run = _read_json(run_dir / "run.json") or {}
-    found: dict[tuple[str, str], dict] = {}
-    sessions_dir = run_dir / "sessions"
-    configs = [c.get("name") for c in run.get("configurations", []) if isinstance(c, dict)]
-    if sessions_dir.is_dir():
-        configs += sorted(p.name for p in sessions_dir.iterdir() if p.is_dir())
-    for config in dict.fromkeys(c for c in configs if c):
-        folder = sessions_dir / config
-        uris = set(run.get("uris", []) or [])
-        if folder.is_dir():
-            uris |= {p.name[:-len(".jsonl")] for p in folder.glob("*.jsonl")
-                     if not _ATTEMPT.search(p.name[:-len(".jsonl")])}
-            uris |= {p.stem for p in folder.glob("*.json")}
-        for uri in sorted(uris):
-            found[(config, uri)] = dict(config=config, uri=uri, log=folder / f"{uri}.jsonl",
-                                        status_path=folder / f"{uri}.json")
-    return list(found.values())
-
-
-def _config_settings(run: dict) -> dict[str, dict]:
-    return {c["name"]: c for c in run.get("configurations", []) if isinstance(c, dict)
-            and "name" in c}
-
-
-def _load_recordings(run: dict, recordings, dataset, run_dir: Path) -> dict:
+def _load_recordings(run: RunManifest, recordings, dataset, rundir: RunDir) -> dict:
     if recordings is not None:
         return {r.uri: r for r in recordings}
-    name = dataset or run.get("dataset")
+    name = dataset or run.dataset
     if not name:
         raise DatasetError("run.json names no dataset; pass dataset= (CLI: --dataset)")
     from diareval import datasets
-    if not dataset and name not in datasets.REGISTRY and not Path(name).exists():
-        # a relative folder recorded by `run` from the repository root (runs/<run>/..)
-        beside = run_dir.resolve().parent.parent / name
-        if beside.exists():
-            name = str(beside)
-    options = {} if dataset else dict(run.get("dataset_options") or {})
+    if not dataset:
+        name = rundir.dataset_source(name)
+    options = {} if dataset else dict(run.dataset_options or {})
     return {r.uri: r for r in datasets.load(name, **options)}
 
 
@@ -95,14 +60,15 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
 
     ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    rundir = RunDir(run_dir)
+    if not rundir.path.is_dir():
         raise DiarevalError(f"{run_dir}: not a run directory")
-    run = _read_json(run_dir / "run.json") or {}
-    sessions = discover_sessions(run_dir)
+    run = rundir.read_manifest() or RunManifest()
+    sessions = rundir.sessions(run)
     if not sessions:
-        raise DiarevalError(f"{run_dir}: no sessions (expected sessions/<config>/<uri>.jsonl)")
-    catalog = _load_recordings(run, recordings, dataset, run_dir)
+        raise DiarevalError(f"{run_dir}: no sessions (expected "
+                            f"{rundir.log_path('<config>', '<uri>').relative_to(rundir.path)})")
+    catalog = _load_recordings(run, recordings, dataset, rundir)
     settings = _config_settings(run)
     if conventions.uem == Conventions().uem:
         # say where the scored region came from when every recording agrees
@@ -111,23 +77,28 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
             conventions = replace(conventions, uem=sources.pop())
     rows, tables = [], {}
     for entry in sessions:
-        config, uri = entry["config"], entry["uri"]
-        status = _read_json(entry["status_path"])
+        config, uri = entry.config, entry.uri
         setting = settings.get(config, {})
+        try:
+            status = rundir.read_status(config, uri)
+            state, problem = (status.status if status else "no status file"), None
+        except RunDirError as exc:  # one broken file: a row saying so, not a failed scoring
+            state, problem = "unreadable status file", f"not scored: {exc}"
         row = dict(config=config, uri=uri, model=setting.get("model"),
-                   max_speakers=setting.get("max_speakers"),
-                   status=(status or {}).get("status", "no status file"), scored=False)
-        if row["status"] != "complete":
+                   max_speakers=setting.get("max_speakers"), status=state, scored=False)
+        if problem:
+            row["note"] = problem
+        elif row["status"] != "complete":
             row["note"] = f"not scored: session status {row['status']}"
-        elif not entry["log"].exists():
+        elif not entry.log.exists():
             row["note"] = "not scored: status complete but the session log is missing"
         elif uri not in catalog:
             row["note"] = (f"not scored: recording {uri!r} is not in the dataset "
-                           f"({run.get('dataset') or dataset or 'given recordings'})")
+                           f"({run.dataset or dataset or 'given recordings'})")
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                log = read_session_log(entry["log"])
+                log = read_session_log(entry.log)
             scores = score_session(log, catalog[uri], conventions, step=step, window=window,
                                    window_step=window_step)
             row.update(scores.summary)
@@ -142,13 +113,12 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
         rows.append(row)
     out = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     sessions_table = with_conventions(pd.DataFrame(rows), conventions)
-    out["sessions"] = sessions_table
-    out.update(aggregate(out, conventions, n_boot=n_boot, seed=seed))
-    for table in out.values():
+    out.update(aggregate(sessions_table, out, conventions, n_boot=n_boot, seed=seed))
+    for table in [sessions_table, *out.values()]:
         table.attrs["conventions"] = conventions.describe()
-    scores = RunScores.from_tables(out, conventions.describe())
+    scores = RunScores.from_tables(out, conventions.describe(), sessions=sessions_table)
     if write:
-        write_scores(scores, run_dir / "scores", conventions)
+        write_scores(scores, rundir.scores_dir, conventions)
     return scores
 
 
@@ -174,12 +144,12 @@ def _der_row_with_ci(group: pd.DataFrame, n_boot: int, seed: int) -> dict:
     return row
 
 
-def aggregate(tables: dict[str, pd.DataFrame], conventions: Conventions, n_boot: int = 1000,
-              seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Dataset-level tables from the per-session ones: DER per configuration (time-weighted,
-    bootstrap CI), breakdowns with CIs, reference-side accuracy, DER by region, the pooled
-    DER-over-time curve, speaker-count error per setting, paired comparisons."""
-    sessions = tables["sessions"]
+def aggregate(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame], conventions: Conventions,
+              n_boot: int = 1000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Dataset-level tables from the sessions table and the per-session ones (``tables``):
+    DER per configuration (time-weighted, bootstrap CI), breakdowns with CIs,
+    reference-side accuracy, DER by region, the pooled DER-over-time curve, speaker-count
+    error per setting, paired comparisons."""
     scored = sessions[sessions["scored"]] if "scored" in sessions else sessions.iloc[0:0]
     out: dict[str, pd.DataFrame] = {}
     der_rows = []
@@ -321,22 +291,13 @@ def write_scores(scores: RunScores, scores_dir: Path,
                                                   (isinstance(v, float) and math.isnan(v))
                                                   else str(v) if not isinstance(v, str) else v)
         frame.attrs = {}
-        parquet, csv = scores_dir / f"{name}.parquet", scores_dir / f"{name}.csv"
+        parquet, csv = score_table_paths(scores_dir, name)
         # both to temporary files first, then renamed: a stop mid-write leaves the previous
         # tables (or none), never a truncated file or a parquet/csv pair that disagree
-        tmp_parquet, tmp_csv = (path.with_name(path.name + ".tmp") for path in (parquet, csv))
-        try:
+        with atomic_paths(parquet, csv) as (tmp_parquet, tmp_csv):
             frame.to_parquet(tmp_parquet, index=False)
             frame.to_csv(tmp_csv, index=False)
-        except BaseException:
-            for tmp in (tmp_parquet, tmp_csv):
-                tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp_parquet, parquet)
-        os.replace(tmp_csv, csv)
         written += [parquet, csv]
     info = dict(conventions=conventions.describe(), **conventions.as_columns())
-    tmp = scores_dir / "conventions.json.tmp"
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, scores_dir / "conventions.json")
+    write_json_atomic(Path(scores_dir) / CONVENTIONS, info)
     return written

@@ -1,9 +1,11 @@
-"""Tune the baseline's thresholds on a dataset: grid search (or optuna when installed).
+"""Tune the baseline engine's thresholds on a dataset: grid search (or optuna when installed).
 
-Every configuration streams every recording through the engine offline (audio time
-only, so the messages equal the local server's) and is scored by the DER of the
-word-level hypothesis (``diareval.score``; collar per side, overlap scored unless
-``skip_overlap``). Models load once and are shared by all configurations.
+Every configuration streams every recording through the engine in this process
+(:func:`diareval.stream.offline.stream_offline`: audio time only, so the messages equal
+the local server's) and is scored by the DER of the word-level hypothesis
+(:func:`diareval.score.der` on :func:`diareval.score.hypothesis_from_log`; collar per
+side, overlap scored unless ``skip_overlap``). Models load once and are shared by all
+configurations. ``python -m diareval tune`` is the command line.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from diareval.errors import ConfigError
+from diareval.score.der import Conventions, der
+from diareval.score.hypothesis import hypothesis_from_log
 from diareval.server.engines.base import SessionParams
+from diareval.stream.offline import stream_offline
 
 
 def parse_values(name: str, text: str) -> list:
@@ -32,21 +37,29 @@ def parse_values(name: str, text: str) -> list:
             for v in text.split(",") if v.strip()]
 
 
+def _der(log, recording, conventions: Conventions):
+    """DER components of a session log's hypothesis built as ``conventions`` say."""
+    hypothesis = hypothesis_from_log(log, level=conventions.level, unknown=conventions.unknown,
+                                     revisions=conventions.revisions, uri=recording.uri)
+    return der(recording.reference, hypothesis, recording.uem, conventions)
+
+
 def evaluate(recordings, options: dict, max_speakers: int | None = None, collar: float = 0.0,
              skip_overlap: bool = False) -> dict:
     """One configuration over ``recordings``: DER (time-weighted) and its parts with the
     end-of-stream SpeakerRevision applied, ``der_live`` without it (the labels the Turns
     carried when they were sent), and the real-time factor."""
     from diareval.server.engines.baseline import make_baseline_factory
-    from diareval.server.engines.baseline.offline import score_session, stream_offline
 
     factory = make_baseline_factory(**options)
     params = SessionParams(speaker_labels=True, max_speakers=max_speakers)
+    revised = Conventions(collar=collar, skip_overlap=skip_overlap, level="word", unknown="error")
+    as_sent = replace(revised, revisions=False)
     total, live, cpu, audio = 0, 0, 0.0, 0.0
     for recording in recordings:
         session = stream_offline(factory, recording, params)
-        total = total + score_session(session, recording, collar, skip_overlap)
-        live = live + score_session(session, recording, collar, skip_overlap, revisions=False)
+        total = total + _der(session.log, recording, revised)
+        live = live + _der(session.log, recording, as_sent)
         cpu += session.cpu_seconds
         audio += session.audio_seconds
     return dict(der=total.der, miss=total.miss / total.reference_speech,
