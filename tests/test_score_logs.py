@@ -160,7 +160,7 @@ def test_the_docs_capture_snippet_records_what_the_sdk_delivers(tmp_path, monkey
     from diareval.score.hypothesis import hypothesis_from_log
     from diareval.server import LocalServer
     from diareval.server.engines import make_engine_factory
-    from diareval.server.synthetic import write_synthetic_dataset
+    from fixtures import write_synthetic_dataset
     from diareval.sessionlog import LogLine
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "bring-your-own-logs.md").read_text()

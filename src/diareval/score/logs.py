@@ -250,11 +250,11 @@ def score_logs(logs: str | Path | Iterable[str | Path], reference, uem=None,
             table.insert(0, "config", config)
             tables.setdefault(name, []).append(table)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    merged["sessions"] = with_conventions(pd.DataFrame(rows), conventions)
-    merged.update(aggregate(merged, conventions, n_boot=n_boot, seed=seed))
-    for table in merged.values():
+    sessions = with_conventions(pd.DataFrame(rows), conventions)
+    merged.update(aggregate(sessions, merged, conventions, n_boot=n_boot, seed=seed))
+    for table in [sessions, *merged.values()]:
         table.attrs["conventions"] = conventions.describe()
-    result = RunScores.from_tables(merged, conventions.describe())
+    result = RunScores.from_tables(merged, conventions.describe(), sessions=sessions)
     if out is not None:
         write_scores(result, Path(out), conventions)
     return result
