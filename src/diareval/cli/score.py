@@ -104,19 +104,38 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
     print(f"sessions scored: {int(sessions['scored'].sum())} of {len(sessions)}")
     for row in skipped.itertuples():
         print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)
+    report_undefined_sessions(sessions)
     dataset = scores.der_dataset
     if not dataset.empty:
         for row in dataset.itertuples():
-            print(f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
-                  f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
-                  f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
-                  f" over {row.sessions} sessions")
+            print(dataset_der_line(row))
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
         from diareval.rundir import RunDir
         written = write_figures(scores, RunDir(run_dir).figures_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
+
+
+def dataset_der_line(row) -> str:
+    """One configuration's DER line; an undefined DER (no reference speech) says why, never
+    "nan%"."""
+    import math
+    if math.isnan(row.der):
+        return (f"{row.config}: DER undefined: {row.note or 'no reference speech'} "
+                f"over {row.sessions} sessions")
+    return (f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
+            f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
+            f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
+            f" over {row.sessions} sessions")
+
+
+def report_undefined_sessions(sessions) -> None:
+    """Name every scored session whose DER is undefined, with the reason (stderr)."""
+    if "der" not in sessions:
+        return
+    for row in sessions[sessions["scored"] & sessions["der"].isna()].itertuples():
+        print(f"  {row.config}/{row.uri}: DER undefined: {row.note}", file=sys.stderr)
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
