@@ -246,8 +246,8 @@ def main(argv=None) -> int:
         subprocess.run(command, env=env, check=True)
         with open(out, "rb") as file:
             old = pickle.load(file)
-        items = sessions(args.ami_path, meetings, args.seed, tmp / "new")  \
-            if (tmp / "new").mkdir() is None else None
+        (tmp / "new").mkdir()
+        items = sessions(args.ami_path, meetings, args.seed, tmp / "new")
         new = score_all(items)
         seen_cpu = 0.0
         from diareval.score.seen import der_seen

@@ -26,7 +26,7 @@ import pandas as pd
 from pyannote.core import Annotation, Timeline
 
 from diareval.score.der import Conventions, with_conventions
-from diareval.score.hypothesis import SessionTurns, is_unknown
+from diareval.score.hypothesis import PENDING_SPEAKERS, SessionTurns, is_unknown
 from diareval.score.over_time import ElementaryIntervals
 from diareval.sessionlog import LogLine
 
@@ -130,7 +130,7 @@ def speaker_counts_over_time(log: Sequence[LogLine], reference: Annotation, uem:
         if isinstance(words, list):
             labels += [w.get("speaker") for w in words if isinstance(w, dict)]
         for label in labels:
-            if not is_unknown(label):
+            if not is_unknown(label) and str(label).strip().upper() not in PENDING_SPEAKERS:
                 first_shown.setdefault(str(label), line.t_audio)
     cropped = reference.crop(uem, mode="intersection") if uem is not None else reference
     first_ref = {}
