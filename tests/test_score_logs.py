@@ -80,6 +80,12 @@ def test_raw_sdk_and_websocket_logs_score_like_diareval_logs(logs):
     seen = [score_logs(root / name, root / "ref.rttm", n_boot=20).der_seen
             for name in ("diareval", "websocket")]
     assert np.allclose(seen[0]["der"].fillna(-1), seen[1]["der"].fillna(-1), atol=1e-12)
+    # once every message is in, the screen is the final hypothesis: its DER is the session's
+    scores = score_logs(root / "diareval", root / "ref.rttm", n_boot=20)
+    for row in scores.sessions.itertuples():
+        assert row.unfinished_turns == 0
+        last = scores.der_seen[scores.der_seen["uri"] == row.uri].iloc[-1]
+        assert last["der"] == pytest.approx(row.der, abs=1e-12)
 
 
 def test_cli_log_form_prints_the_table_and_writes_it(logs, tmp_path, capsys):

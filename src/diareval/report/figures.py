@@ -39,14 +39,21 @@ def _footnote(figure, table: pd.DataFrame) -> None:
 
 
 def der_over_time_figure(scores: RunScores | pd.DataFrame):
-    """Pooled DER on [0, t] per configuration: the prefix's own mapping (solid) and the
-    final mapping (dashed). ``scores``: the RunScores or its ``der_over_time_dataset``."""
+    """Pooled DER on [0, t] per configuration: the prefix's own mapping (solid), the
+    final mapping (dashed) and, given the RunScores, what was on screen at t (dotted:
+    ``der_seen_dataset``, messages as they arrived). ``scores``: the RunScores or its
+    ``der_over_time_dataset``."""
     curve = _table(scores, "der_over_time_dataset")
+    seen = scores.der_seen_dataset if isinstance(scores, RunScores) else pd.DataFrame()
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for config, group in curve.groupby("config", sort=False):
         line, = axis.plot(group["t"] / 60, 100 * group["der_prefix"], label=f"{config}")
         axis.plot(group["t"] / 60, 100 * group["der_final"], linestyle="--",
                   color=line.get_color(), label=f"{config} (final mapping)")
+        if len(seen) and (seen["config"] == config).any():
+            screen = seen[seen["config"] == config]
+            axis.plot(screen["t"] / 60, 100 * screen["der"], linestyle=":",
+                      color=line.get_color(), label=f"{config} (on screen at t)")
     axis.set_xlabel("session time (min)")
     axis.set_ylabel("DER on [0, t] (%)")
     axis.set_title("DER over session time (pooled over sessions)")
