@@ -14,7 +14,8 @@ import pandas as pd
 
 from diareval.errors import DiarevalError
 from diareval.score.der import Conventions, DERResult, with_conventions
-from diareval.score.hypothesis import apply_revisions, final_turns, hypothesis_from_turns
+from diareval.score.hypothesis import (apply_revisions, final_turns, hypothesis_from_turns,
+                                       session_turns)
 from diareval.score.latency import latency_summary, speaker_count, turn_latency
 from diareval.score.over_time import (ElementaryIntervals, der_by_region, der_over_time,
                                       der_windows, session_end, time_grid, window_edges)
@@ -37,6 +38,28 @@ class SessionScores:
 def _uem_description(recording) -> str:
     return str(recording.meta.get("uem", "from the recording")) if recording.meta else \
         "from the recording"
+
+
+def session_intervals(reference, hypothesis, uem, conventions: Conventions, step: float = 1.0,
+                      window: float = 60.0, window_step: float = 10.0
+                      ) -> tuple[ElementaryIntervals, float]:
+    """The session's one :class:`ElementaryIntervals` (cut at every curve step and window edge)
+    and the session end: what :func:`score_session` computes every DER-based table from."""
+    end = session_end(reference, hypothesis, uem)
+    grid = set(time_grid(end, step).tolist()) | set(window_edges(end, window, window_step)[1])
+    return ElementaryIntervals(reference, hypothesis, uem, conventions, grid=sorted(grid)), end
+
+
+def session_der(log: Sequence[LogLine], recording, conventions: Conventions = Conventions(),
+                step: float = 1.0, window: float = 60.0, window_step: float = 10.0) -> DERResult:
+    """The DER components :func:`score_session` reports for ``log`` (the same hypothesis and
+    intervals, so equal to the last bit), without the other tables: for a tuner's loop."""
+    session = session_turns(log, revisions=conventions.revisions)
+    hypothesis = hypothesis_from_turns(session.turns, conventions.level, conventions.unknown,
+                                       uri=recording.uri)
+    intervals, _ = session_intervals(recording.reference, hypothesis, recording.uem,
+                                     conventions, step, window, window_step)
+    return intervals.der_result()[0]
 
 
 def score_session(log: Sequence[LogLine], recording, conventions: Conventions = Conventions(),
@@ -62,9 +85,8 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
                                        uri=recording.uri)
     # one set of elementary intervals for DER, JER, the curve, the windows and the regions
     # (the same arithmetic as pyannote.metrics; tests/test_over_time.py checks they agree)
-    end = session_end(reference, hypothesis, uem)
-    grid = set(time_grid(end, step).tolist()) | set(window_edges(end, window, window_step)[1])
-    intervals = ElementaryIntervals(reference, hypothesis, uem, conventions, grid=sorted(grid))
+    intervals, end = session_intervals(reference, hypothesis, uem, conventions, step, window,
+                                       window_step)
     result, best = intervals.der_result()
     mapping = best.as_dict()
     other = replace(conventions, revisions=not conventions.revisions)
