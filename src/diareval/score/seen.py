@@ -145,6 +145,10 @@ def _version(turn: Turn, born: float, died: float, conventions: Conventions) -> 
     return Version(turn.turn_order, born, died, speech)
 
 
+_NO_CHANGES = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0),
+               np.zeros(0, dtype=np.int64))
+
+
 def _label_changes(versions: list[Version], bounds: np.ndarray, labels: dict[str, int]):
     """(interval, label, time, +1/-1): where a label switches on or off, and when."""
     starts, ends, which, born, died = [], [], [], [], []
@@ -156,7 +160,7 @@ def _label_changes(versions: list[Version], bounds: np.ndarray, labels: dict[str
             born.append(v.born)
             died.append(v.died)
     if not starts:
-        return (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0), np.zeros(0, dtype=np.int64))
+        return _NO_CHANGES
     a = np.searchsorted(bounds, np.asarray(starts))
     b = np.searchsorted(bounds, np.asarray(ends))
     length = b - a
@@ -170,7 +174,7 @@ def _label_changes(versions: list[Version], bounds: np.ndarray, labels: dict[str
     label = np.concatenate([np.asarray(which), np.asarray(which)[np.isfinite(died_arr)]])
     total = int(count.sum())
     if total == 0:
-        return (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0), np.zeros(0, dtype=np.int64))
+        return _NO_CHANGES
     owner = np.repeat(np.arange(len(count)), count)
     offsets = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     interval = first[owner] + offsets
@@ -240,8 +244,7 @@ def der_seen(log: Sequence[LogLine], reference: Annotation, uem: Timeline,
         base = np.concatenate([[0], running[starts[1:] - 1]])
         nh_after = running - base[np.cumsum(new_interval) - 1]
     nh_before = nh_after - change
-    nr_i, d_i = NR[interval] if len(change) else np.zeros(0), d[interval] if len(change) else \
-        np.zeros(0)
+    nr_i, d_i = NR[interval], d[interval]
 
     def per_step(values: np.ndarray) -> np.ndarray:
         keep = entry < n_steps
@@ -250,13 +253,12 @@ def der_seen(log: Sequence[LogLine], reference: Annotation, uem: Timeline,
     miss = per_step((np.maximum(nr_i - nh_after, 0) - np.maximum(nr_i - nh_before, 0)) * d_i)
     fa = per_step((np.maximum(nh_after - nr_i, 0) - np.maximum(nh_before - nr_i, 0)) * d_i)
     matched = per_step((np.minimum(nr_i, nh_after) - np.minimum(nr_i, nh_before)) * d_i)
-    unknown = per_step(np.where(known[label], 0, change) * d_i) if len(change) else \
-        np.zeros(n_steps)
+    is_known = known[label] if len(known) else np.zeros(0, dtype=bool)
+    unknown = per_step(np.where(is_known, 0, change) * d_i)
     total0 = np.concatenate([[0.0], np.cumsum(NR * d)])[prefix_end]
     miss = miss + total0
     gain = np.zeros((n_steps, max(n_known, 1), max(n_ref, 1)))
     cooc = np.zeros_like(gain)
-    is_known = known[label] if len(change) else np.zeros(0, dtype=bool)
     if is_known.any() and n_ref:
         k_entry, k_label = entry[is_known], known_index[label[is_known]]
         k_interval, k_change = interval[is_known], change[is_known]
