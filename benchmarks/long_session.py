@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     from diareval.score.over_time import der_windows
     from diareval.server.engines import make_engine_factory
     from diareval.server.engines.base import SessionParams
-    from diareval.server.engines.baseline import engine as engine_module
+    from diareval.server.engines.baseline import recluster as recluster_module
     from diareval.sessionlog import LogLine
     from diareval.stream.offline import CHUNK, OfflineSession
 
@@ -98,17 +98,17 @@ def main(argv=None) -> int:
     engine = factory(SessionParams(speaker_labels=True))
 
     recluster = {"cpu": 0.0, "calls": 0}
-    original = engine_module.BaselineEngine._reclustered_grid
+    original = recluster_module.reclustered_grid
 
-    def timed(self, start):
+    def timed(*args, **kwargs):
         t0 = time.process_time()
         try:
-            return original(self, start)
+            return original(*args, **kwargs)
         finally:
             recluster["cpu"] += time.process_time() - t0
             recluster["calls"] += 1
 
-    engine_module.BaselineEngine._reclustered_grid = timed
+    recluster_module.reclustered_grid = timed
     block = int(args.block * 60 * 16000)
     rows, log = [], []
     cpu = block_cpu = 0.0
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         finish_cpu = time.process_time() - t0
         log += [LogLine("recv", cpu + finish_cpu, fed / 16000, m) for m in messages]
     finally:
-        engine_module.BaselineEngine._reclustered_grid = original
+        recluster_module.reclustered_grid = original
 
     session = OfflineSession(recording.uri, log, cpu + finish_cpu, len(audio) / 16000)
     blocks, whole = {}, {}

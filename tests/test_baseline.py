@@ -119,14 +119,17 @@ def test_live_recluster_corrects_a_merged_online_speaker():
     a). The online clustering put all three on global speaker 0. Re-clustering the
     session so far (what final Turns use with live_recluster) cuts b off: cluster {a, a}
     co-occurs with online speaker 0 twice and keeps its name, {b} takes the spare 1."""
-    from diareval.server.engines.baseline.engine import (MAX_GLOBAL, BaselineConfig, BaselineEngine,
-                                                         _activity_summary)
+    from diareval.server.engines.baseline.config import MAX_GLOBAL, MAX_LIVE_POINTS, BaselineConfig
+    from diareval.server.engines.baseline.diarizer import Window, activity_summary
     from diareval.server.engines.baseline.grid import SpeakerGrid
+    from diareval.server.engines.baseline.recluster import reclustered_grid
 
-    engine = object.__new__(BaselineEngine)  # the clustering logic needs no models
-    engine.config = BaselineConfig()
-    engine.clustering = OnlineSpeakerClustering(ClusteringConfig(max_speakers=MAX_GLOBAL))
-    engine.evidence_floor = engine.config.evidence_floor
+    config = BaselineConfig()  # the clustering logic needs no models
+
+    def recluster(windows, start):
+        return reclustered_grid(windows, start, config, MAX_GLOBAL, config.evidence_floor,
+                                MAX_LIVE_POINTS)
+
     a, b = np.eye(3, 8)[0], np.eye(3, 8)[1]
     voices = [a, b, a + 0.1 * np.eye(3, 8)[2]]
     local = np.zeros((100, 3), np.float32)
@@ -135,28 +138,29 @@ def test_live_recluster_corrects_a_merged_online_speaker():
     activity[:, 0] = 0.9
     sourced = np.zeros((100, 3), bool)
     sourced[:, 0] = True
-    engine.windows = []
-    engine.grid = SpeakerGrid(MAX_GLOBAL, None)
+    windows = []
+    online = SpeakerGrid(MAX_GLOBAL, None)
     for i, voice in enumerate(voices):
         embeddings = np.zeros((3, 8), np.float32)
         embeddings[0] = voice
-        window = (100 * i, local, np.ones(100, np.float32), embeddings, np.array([True, False, False]),
-                  _activity_summary(activity), {}, {0: 0}, sourced)
-        engine.windows.append(window)
-        engine.grid.add(100 * i, local, window[2], {0: 0}, sourced)
-    assert [engine.grid.speaker_at(t, t + 0.5) for t in (0.5, 2.5, 4.5)] == [0, 0, 0]
-    grid = engine._reclustered_grid(0.0)
+        window = Window(100 * i, local, np.ones(100, np.float32), embeddings,
+                        np.array([True, False, False]), activity_summary(activity), {}, {0: 0},
+                        sourced)
+        windows.append(window)
+        online.add(100 * i, local, window.weights, {0: 0}, sourced)
+    assert [online.speaker_at(t, t + 0.5) for t in (0.5, 2.5, 4.5)] == [0, 0, 0]
+    grid = recluster(windows, 0.0)
     assert [grid.speaker_at(t, t + 0.5) for t in (0.5, 2.5, 4.5)] == [0, 1, 0]
     # only the windows reaching past (start - window) are mapped again: from 7.5 s, not the first
-    later = engine._reclustered_grid(7.5)
+    later = recluster(windows, 7.5)
     assert later.speaker_at(0.5, 1.0) is None and later.speaker_at(2.5, 3.0) == 1
 
 
 def test_activity_summary_keeps_peak_and_mean():
-    from diareval.server.engines.baseline.engine import _activity_summary
+    from diareval.server.engines.baseline.diarizer import activity_summary
 
     activity = np.random.default_rng(2).random((293, 3))
-    summary = _activity_summary(activity)
+    summary = activity_summary(activity)
     assert summary.shape == (2, 3)
     assert np.allclose(summary.max(axis=0), activity.max(axis=0), atol=1e-6)
     assert np.allclose(summary.mean(axis=0), activity.mean(axis=0), atol=1e-6)
@@ -345,6 +349,27 @@ def test_without_speaker_labels_no_speaker_fields(factory, trn08):
 
 
 @pytest.mark.baseline
+@pytest.mark.parametrize("model", ["u3-rt-pro", "universal-streaming-english"])
+def test_turns_have_exactly_the_keys_of_their_model_family(factory, trn08, model):
+    """Every Turn the baseline sends has the keys the shared vocabulary defines for its
+    model family (``diareval.server.messages.turn_keys``); its words the word keys."""
+    from diareval.server import messages as say
+
+    audio = trn08.load_audio()[int(10 * 16000):int(18 * 16000)]
+    params = SessionParams(speaker_labels=True, speech_model=model)
+    messages = _run(factory(params), audio)
+    turns = [m for m in messages if m["type"] == "Turn"]
+    assert any(m["end_of_turn"] for m in turns) and any(not m["end_of_turn"] for m in turns)
+    for m in turns:
+        assert set(m) == say.turn_keys(params, m["end_of_turn"]), m
+        for w in m["words"]:
+            keys = {"text", "start", "end", "confidence", "word_is_final"}
+            # final words always name a speaker; partial ones when the grid has one yet
+            assert set(w) == keys | {"speaker"} or (not m["end_of_turn"] and set(w) == keys)
+    assert any(m["type"] == "SpeechStarted" for m in messages) == params.family.speech_started
+
+
+@pytest.mark.baseline
 def test_real_sdk_receives_the_baseline_messages(factory, trn08):
     import threading
 
@@ -465,22 +490,20 @@ def test_word_extents_use_the_long_segmentation_where_it_has_run():
     """Hand-worked: no VAD speech in 0-2 s (cells 0-99). The diarization windows' grid
     has speech on cells 0-49; the long (speech_window) segmentation covered cells 25-74,
     with speech on 40-74 only. Where it ran it decides, elsewhere the windows' grid does."""
-    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
-    from diareval.server.engines.baseline.grid import SpeakerGrid
+    from diareval.server.engines.baseline.config import BaselineConfig
+    from diareval.server.engines.baseline.diarizer import Diarizer
+    from diareval.server.engines.baseline.words import speech_mask
 
-    engine = object.__new__(BaselineEngine)
-    engine.config, engine.diarize = BaselineConfig(), True
-    engine.vad_probs = [0.0] * 100
-    engine.grid = SpeakerGrid(MAX_GLOBAL, None)
+    diarizer = Diarizer(BaselineConfig())  # no models: only its grids are used
     local = np.zeros((100, 3), np.float32)
     local[:50, 0] = 0.9
-    engine.grid.add(0, local, np.ones(100, np.float32), {0: 0}, np.zeros((100, 3), bool))
-    engine.speech_grid = SpeakerGrid(1, None)
+    diarizer.grid.add(0, local, np.ones(100, np.float32), {0: 0}, np.zeros((100, 3), bool))
     speech = np.zeros(50, np.float32)
     speech[15:] = 0.9
-    engine.speech_grid.add_speech(25, speech, np.ones(50, np.float32))
-    assert list(engine.speech_grid.covered(20, 80)) == [False] * 5 + [True] * 50 + [False] * 5
-    mask = engine._speech_mask(0.0, 2.0)
+    diarizer.speech_grid.add_speech(25, speech, np.ones(50, np.float32))
+    assert list(diarizer.speech_grid.covered(20, 80)) == [False] * 5 + [True] * 50 + [False] * 5
+    assert not speech_mask(0.0, 2.0, [0.0] * 100, 0.5).any()  # VAD only: no speech
+    mask = speech_mask(0.0, 2.0, [0.0] * 100, 0.5, diarizer)
     expected = np.zeros(100, bool)
     expected[:25] = True  # windows' grid
     expected[40:75] = True  # long segmentation
@@ -494,8 +517,10 @@ def test_speaker_runs_stretch_over_overlapped_speech():
     1.6-3.0 s. With overlap_grow, speaker 0's run stretches forward over the overlap
     (to 2.4 s, where it stops speaking), speaker 1's backward over it (to 1.6 s: it is
     not active before); speaker 0's start stays (no other speaker before 1.6 s)."""
-    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
+    from diareval.server.engines.baseline.config import MAX_GLOBAL, BaselineConfig
     from diareval.server.engines.baseline.grid import SpeakerGrid
+    from diareval.server.engines.baseline.labelling import grow_runs
+    from diareval.server.engines.baseline.words import Word
 
     grid = SpeakerGrid(MAX_GLOBAL, None)
     local = np.zeros((200, 3), np.float32)
@@ -511,20 +536,19 @@ def test_speaker_runs_stretch_over_overlapped_speech():
     assert grid.active_until(1, 3.0, 1, 5.0, 0.5, overlap=True) == pytest.approx(3.0)
     assert grid.active_until(1, 3.0, 1, 5.0, 0.5) == pytest.approx(4.0)
 
-    engine = object.__new__(BaselineEngine)
-    engine.received = 4 * 16000
-    words = [("so", 1.0, 1.6, 0.9), ("yes", 1.6, 3.0, 0.9)]
-    for grow, expected in ((0.0, words), (2.0, [("so", 1.0, 2.4, 0.9), ("yes", 1.6, 3.0, 0.9)]),
+    end_of_audio = 4.0
+    words = [Word("so", 1.0, 1.6, 0.9), Word("yes", 1.6, 3.0, 0.9)]
+    for grow, expected in ((0.0, [("so", 1.0, 1.6, 0.9), ("yes", 1.6, 3.0, 0.9)]),
+                           (2.0, [("so", 1.0, 2.4, 0.9), ("yes", 1.6, 3.0, 0.9)]),
                            (0.3, [("so", 1.0, 1.9, 0.9), ("yes", 1.6, 3.0, 0.9)])):
-        engine.config = BaselineConfig(overlap_grow=grow)
-        out = engine._grow_runs(words, [0, 1], grid)
-        assert [w[0] for w in out] == ["so", "yes"]
-        assert np.allclose([w[1:] for w in out], [w[1:] for w in expected])
+        out = grow_runs(words, [0, 1], grid, BaselineConfig(overlap_grow=grow), end_of_audio)
+        assert [w.text for w in out] == ["so", "yes"]
+        assert np.allclose([(w.start, w.end, w.probability) for w in out],
+                           [w[1:] for w in expected])
     # a run of two words of one speaker: only its outer edges move
-    engine.config = BaselineConfig(overlap_grow=2.0)
-    out = engine._grow_runs([("a", 0.5, 1.0, 1.0), ("b", 1.0, 1.6, 1.0), ("c", 1.6, 3.0, 1.0)],
-                            [0, 0, 1], grid)
-    assert np.allclose([w[1:3] for w in out], [(0.5, 1.0), (1.0, 2.4), (1.6, 3.0)])
+    out = grow_runs([Word("a", 0.5, 1.0, 1.0), Word("b", 1.0, 1.6, 1.0), Word("c", 1.6, 3.0, 1.0)],
+                    [0, 0, 1], grid, BaselineConfig(overlap_grow=2.0), end_of_audio)
+    assert np.allclose([(w.start, w.end) for w in out], [(0.5, 1.0), (1.0, 2.4), (1.6, 3.0)])
 
 
 def _hypothesis(messages, uri):
@@ -563,8 +587,10 @@ def test_a_change_of_speaker_moves_to_where_the_grid_places_it():
     activity of 0 minus 1 crosses at 2.0 s, inside the 0.3 s around their boundary, so "b"
     ends and "c" starts at 2.0. Second case, the change early: "b" (1.6-1.9) labelled 1,
     though its centre (1.75) is in 0's speech: it becomes 0's, and it meets "c" at 2.0."""
-    from diareval.server.engines.baseline.engine import MAX_GLOBAL, BaselineConfig, BaselineEngine
+    from diareval.server.engines.baseline.config import MAX_GLOBAL
     from diareval.server.engines.baseline.grid import SpeakerGrid
+    from diareval.server.engines.baseline.labelling import refine_changes
+    from diareval.server.engines.baseline.words import Word
 
     grid = SpeakerGrid(MAX_GLOBAL, None)
     local = np.zeros((200, 3), np.float32)
@@ -573,16 +599,13 @@ def test_a_change_of_speaker_moves_to_where_the_grid_places_it():
     grid.add(0, local, np.ones(200, np.float32), {0: 0, 1: 1}, np.zeros((200, 3), bool))
     activity, covered = grid.mean_activity(98, 102)
     assert covered.all() and np.allclose(activity[:, :2], [[0.9, 0], [0.9, 0], [0, 0.9], [0, 0.9]])
-    engine = object.__new__(BaselineEngine)
-    engine.config = BaselineConfig(refine_changes=0.3)
-    late = [("a", 1.0, 1.8, 1.0), ("b", 1.8, 2.1, 1.0), ("c", 2.1, 3.0, 1.0)]
-    words, speakers = engine._refine_changes(late, [0, 0, 1], grid)
+    late = [Word("a", 1.0, 1.8, 1.0), Word("b", 1.8, 2.1, 1.0), Word("c", 2.1, 3.0, 1.0)]
+    words, speakers = refine_changes(late, [0, 0, 1], grid, 0.3)
     assert speakers == [0, 0, 1]
-    assert np.allclose([w[1:3] for w in words], [(1.0, 1.8), (1.8, 2.0), (2.0, 3.0)])
-    early = [("a", 1.0, 1.6, 1.0), ("b", 1.6, 1.9, 1.0), ("c", 1.9, 3.0, 1.0)]
-    words, speakers = engine._refine_changes(early, [0, 1, 1], grid)
+    assert np.allclose([(w.start, w.end) for w in words], [(1.0, 1.8), (1.8, 2.0), (2.0, 3.0)])
+    early = [Word("a", 1.0, 1.6, 1.0), Word("b", 1.6, 1.9, 1.0), Word("c", 1.9, 3.0, 1.0)]
+    words, speakers = refine_changes(early, [0, 1, 1], grid, 0.3)
     assert speakers == [0, 0, 1]
-    assert np.allclose([w[1:3] for w in words], [(1.0, 1.6), (1.6, 2.0), (2.0, 3.0)])
+    assert np.allclose([(w.start, w.end) for w in words], [(1.0, 1.6), (1.6, 2.0), (2.0, 3.0)])
     # off: nothing moves
-    engine.config = BaselineConfig(refine_changes=0.0)
-    assert engine._refine_changes(early, [0, 1, 1], grid) == (early, [0, 1, 1])
+    assert refine_changes(early, [0, 1, 1], grid, 0.0) == (early, [0, 1, 1])

@@ -11,14 +11,15 @@ import pytest
 import websockets
 from pyannote.core import Annotation, Segment, Timeline
 
+from diareval.constants import WORD_COUNT_BINS
 from diareval.datasets import Recording, ReferenceWord, load_folder
 from diareval.errors import ConfigError
 from diareval.server import LocalServer
 from diareval.server.engines import make_engine_factory
 from diareval.server.engines.base import EngineError, SessionParams
-from diareval.server.engines.oracle import (WORD_COUNT_BUCKETS, OracleConfig, PlannedTurn,
-                                            PlannedWord, assign_labels, draws, p_wrong,
-                                            plan_turns, word_count_bucket)
+from diareval.server.engines.oracle import (OracleConfig, PlannedTurn, PlannedWord,
+                                            assign_labels, draws, p_wrong, plan_turns,
+                                            word_count_bucket)
 from fixtures import write_synthetic_dataset
 
 LABELS = SessionParams(speaker_labels=True)
@@ -96,7 +97,7 @@ def test_injected_rates_per_bucket_are_recovered_from_decisions():
         chosen = [d for d in decisions if word_count_bucket(d.word_count) == bucket]
         rate = np.mean([d.wrong for d in chosen])
         tolerance = 4 * math.sqrt(p * (1 - p) / len(chosen))
-        assert abs(rate - p) < tolerance, (WORD_COUNT_BUCKETS[bucket], rate, p, len(chosen))
+        assert abs(rate - p) < tolerance, (WORD_COUNT_BINS[bucket], rate, p, len(chosen))
 
 
 def test_max_speakers_cap_holds_in_the_label_model():

@@ -8,6 +8,8 @@
 - ``score --log PATH [--log PATH ...] --ref REF.rttm [--uem U] [--collar C] [--no-revisions]
   [--out DIR]``: = ``diareval.score.score_logs``; session logs captured anywhere (diareval's
   or raw SDK/websocket messages, docs/bring-your-own-logs.md), printed per file + TOTAL.
+- ``--words FILE`` (STM or SegLST): reference words for cpWER, tcpWER, WDER and WER (printed
+  as cpWER%, tcpWER%, WDER%, WER% per configuration where words exist).
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="ignore SpeakerRevision messages (both settings are in the "
                              "sessions table either way)")
     parser.add_argument("--dataset", help="dataset name or folder (default: run.json's)")
+    parser.add_argument("--words", metavar="FILE",
+                        help="reference words (NIST STM or SegLST .json, a file or a folder) for "
+                             "cpWER/tcpWER/WDER/WER; replaces the dataset's words of the "
+                             "recordings it names")
+    parser.add_argument("--wer-normalizer", default="lower,rm([^a-z0-9 ])",
+                        type=lambda v: None if v.lower() == "none" else v,
+                        help="MeetEval text normaliser on both sides (default "
+                             "'lower,rm([^a-z0-9 ])'; 'none' = text as sent)")
+    parser.add_argument("--wer-text", choices=("final", "unformatted"), default="final",
+                        help="hypothesis words from the last end-of-turn message (default; the "
+                             "formatted one with format_turns) or from the unformatted one")
+    parser.add_argument("--wer-collar", type=at_least(float, 0), default=5.0,
+                        help="tcpWER collar in seconds (default 5, MeetEval's README value)")
     parser.add_argument("--step", type=float, default=1.0,
                         help="DER-over-time step in seconds (default 1)")
     parser.add_argument("--window", type=float, default=60.0,
@@ -75,6 +90,9 @@ def main(args: argparse.Namespace) -> int:
     if rttm_form:
         if not (args.ref and args.hyp):
             raise ConfigError("the RTTM form needs both --ref and --hyp")
+        if getattr(args, "words", None) and args.hyp:
+            raise ConfigError("--words scores the words of session logs: an RTTM hypothesis "
+                              "has none (give RUN_DIR, or --log with --ref)")
         conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
                                   mapping_on=args.mapping_on, unknown="label", hypothesis="rttm",
                                   uem="UEM file" if args.uem else
@@ -86,10 +104,12 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("give a RUN_DIR, or --ref and --hyp")
     conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
                               mapping_on=args.mapping_on, unknown=args.unknown, level=args.level,
-                              revisions=not args.no_revisions)
+                              revisions=not args.no_revisions,
+                              wer_normalizer=args.wer_normalizer, wer_collar=args.wer_collar,
+                              wer_text=args.wer_text)
     scores = score_run(args.run_dir, conventions, dataset=args.dataset, step=args.step,
                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,
-                       seed=args.seed)
+                       seed=args.seed, words=args.words)
     report_run_scores(scores, args.run_dir, conventions, figures=not args.no_figures)
     return 0
 
@@ -106,28 +126,33 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
         print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)
     report_undefined_sessions(sessions)
     dataset = scores.der_dataset
+    from diareval.score.word_tables import cpwer_by_config, format_word_scores
+    cpwer = cpwer_by_config(scores.wer_dataset)  # cpWER beside DER where words exist
     if not dataset.empty:
         for row in dataset.itertuples():
-            print(dataset_der_line(row))
+            print(dataset_der_line(row, cpwer.get(row.config, "")))
+    words = format_word_scores(scores.wer_dataset)
+    if words:  # cpWER%, tcpWER%, WDER%, WER% where reference words exist, else the reason
+        print(words)
     print(f"tables written to {run_dir}/scores/")
     if figures:
         from diareval.report import write_figures
         from diareval.rundir import RunDir
-        written = write_figures(scores, RunDir(run_dir).figures_dir)
+        written = write_figures(scores, RunDir(run_dir).figures_dir, run_dir=run_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
 
 
-def dataset_der_line(row) -> str:
-    """One configuration's DER line; an undefined DER (no reference speech) says why, never
-    "nan%"."""
+def dataset_der_line(row, suffix: str = "") -> str:
+    """One configuration's DER line (``suffix``: e.g. its cpWER); an undefined DER (no
+    reference speech) says why, never "nan%"."""
     import math
     if math.isnan(row.der):
         return (f"{row.config}: DER undefined: {row.note or 'no reference speech'} "
-                f"over {row.sessions} sessions")
+                f"over {row.sessions} sessions{suffix}")
     return (f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
             f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
             f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
-            f" over {row.sessions} sessions")
+            f" over {row.sessions} sessions{suffix}")
 
 
 def report_undefined_sessions(sessions) -> None:

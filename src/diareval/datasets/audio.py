@@ -8,9 +8,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from diareval.constants import SAMPLE_RATE
 from diareval.errors import DatasetError
-
-SAMPLE_RATE = 16_000
 
 
 def audio_duration(path: str | Path) -> float:

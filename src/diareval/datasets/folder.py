@@ -9,6 +9,7 @@ from pyannote.core import Segment, Timeline
 from diareval.datasets.audio import check_audio_length
 from diareval.datasets.recording import Recording
 from diareval.datasets.rttm import load_rttm, load_uem
+from diareval.datasets.words import words_beside
 from diareval.errors import DatasetError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".aiff", ".aif")
@@ -23,7 +24,9 @@ def load_folder(root: str | Path, uris: list[str] | None = None) -> list[Recordi
     reference and every reference URI needs audio: a mismatch is an error naming
     them, so a typo never silently drops data. Audio much shorter than its WAV header
     declares or than its RTTM/UEM needs (a truncated file) is an error naming the file and
-    both durations (:func:`~diareval.datasets.audio.check_audio_length`).
+    both durations (:func:`~diareval.datasets.audio.check_audio_length`). Reference words
+    come from ``<uri>.stm`` or a SegLST ``<uri>.json`` beside the audio
+    (:mod:`diareval.datasets.words`), else None.
     """
     root = Path(root)
     if not root.is_dir():
@@ -67,7 +70,9 @@ def load_folder(root: str | Path, uris: list[str] | None = None) -> list[Recordi
             uem, uem_source = uems[uri], "UEM file"
         else:
             uem, uem_source = Timeline([Segment(0.0, duration)], uri=uri), "whole file"
+        # reference words: <uri>.stm or SegLST <uri>.json beside the audio (none: WER absent)
         recordings.append(Recording(uri=uri, audio_path=audio[uri], reference=references[uri],
-                                    uem=uem, meta={"dataset": str(root), "uem": uem_source,
-                                                   "duration": duration}))
+                                    uem=uem, words=words_beside(audio[uri], uri),
+                                    meta={"dataset": str(root), "uem": uem_source,
+                                          "duration": duration}))
     return recordings

@@ -1,5 +1,26 @@
-"""Figures and tables from the score DataFrames (matplotlib); notebooks call these."""
+"""Figures from a scored run (matplotlib); notebooks and the HTML report call these.
 
-from diareval.report.figures import breakdown_figure, der_over_time_figure, write_figures
+Every figure function takes the :class:`~diareval.score.results.RunScores` (or the one
+table it draws) and returns a Figure; :data:`FIGURES` names them all and
+:func:`write_figures` saves every one the run allows. The session timeline needs the
+session log and the Recording too (:func:`session_timeline_figure`,
+:func:`timeline_from_run`).
+"""
 
-__all__ = ["breakdown_figure", "der_over_time_figure", "write_figures"]
+from diareval.report.accuracy import (BREAKDOWNS, breakdown_figure, der_by_region_figure,
+                                      latency_figure)
+from diareval.report.compare import comparison_figure, noise_figure, split_snr
+from diareval.report.figures import FIGURES, figure, write_figures
+from diareval.report.over_time import (der_over_time_figure, der_seen_figure,
+                                       der_windows_figure, turn_k_figure)
+from diareval.report.stability import speaker_count_figure, stability_figure
+from diareval.report.timeline import (error_regions, session_timeline_figure,
+                                      timeline_from_run)
+from diareval.report.words import cpwer_over_time_figure
+
+__all__ = ["BREAKDOWNS", "FIGURES", "breakdown_figure", "comparison_figure",
+           "cpwer_over_time_figure",
+           "der_by_region_figure", "der_over_time_figure", "der_seen_figure",
+           "der_windows_figure", "error_regions", "figure", "latency_figure", "noise_figure",
+           "session_timeline_figure", "speaker_count_figure", "split_snr", "stability_figure",
+           "timeline_from_run", "turn_k_figure", "write_figures"]

@@ -5,6 +5,8 @@
 - :mod:`~diareval.score.over_time`: exact DER over session time (prefixes, windows, regions)
 - :mod:`~diareval.score.turns`: per-turn and per-reference-segment tables, breakdowns
 - :mod:`~diareval.score.labelling_floor`: the DER with the same words and oracle speaker labels
+- :mod:`~diareval.score.words`, :mod:`~diareval.score.word_tables`: cpWER, tcpWER, DI-cpWER
+  (MeetEval), WDER and WER from the final Turns' words, and their tables
 - :mod:`~diareval.score.stability`, :mod:`~diareval.score.latency`, :mod:`~diareval.score.bootstrap`
 - :func:`score_session` (one session), :func:`score_run` (a run directory -> :class:`RunScores`,
   writes ``scores/``),

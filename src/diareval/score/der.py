@@ -73,6 +73,10 @@ class Conventions:
     uem: str = "from the recording"
     mapping_on: str = "uem"
     hypothesis: str = "session log"  # or "rttm": then unknown/level/revisions do not apply
+    # word metrics (diareval.score.words): text normaliser on both sides, tcpWER collar (s)
+    wer_normalizer: str | None = "lower,rm([^a-z0-9 ])"
+    wer_collar: float = 5.0
+    wer_text: str = "final"  # or "unformatted": the unformatted final's words (format_turns)
 
     def __post_init__(self):
         if self.mapping_on not in MAPPING_REGIONS:
@@ -87,6 +91,16 @@ class Conventions:
                               f"got {self.unknown!r}")
         if self.level not in LEVELS:
             raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        from diareval.score.words import NORMALIZERS
+        if self.wer_normalizer not in NORMALIZERS:
+            raise ConfigError(f"wer_normalizer must be one of {NORMALIZERS}, "
+                              f"got {self.wer_normalizer!r}")
+        if self.wer_text not in ("final", "unformatted"):
+            raise ConfigError(f"wer_text must be 'final' or 'unformatted', got {self.wer_text!r}")
+        if not (isinstance(self.wer_collar, (int, float)) and math.isfinite(self.wer_collar)
+                and self.wer_collar >= 0):
+            raise ConfigError(f"wer_collar must be a finite number >= 0 (seconds), "
+                              f"got {self.wer_collar!r}")
 
     @property
     def pyannote_collar(self) -> float:
@@ -104,6 +118,14 @@ class Conventions:
         else:
             text += f", hypothesis from {self.hypothesis}"
         return text
+
+    def describe_words(self) -> str:
+        """One line for word-metric tables: text normalisation and the tcpWER collar."""
+        source = "last" if self.wer_text == "final" else "unformatted"
+        return (f"words normalised {self.wer_normalizer or 'not at all'} (both sides), "
+                f"hypothesis words of the {source} end-of-turn message, tcpWER "
+                f"collar {self.wer_collar:g} s, unknown={self.unknown}, revisions "
+                f"{'applied' if self.revisions else 'ignored'}")
 
     def as_columns(self) -> dict:
         """Column name -> value, prefixed ``conv_``, for tidy tables."""

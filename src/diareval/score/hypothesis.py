@@ -34,13 +34,14 @@ from typing import Iterable, Sequence
 
 from pyannote.core import Annotation, Segment
 
+from diareval.constants import UNKNOWN
 from diareval.errors import ConfigError
 from diareval.sessionlog import LogLine
 
 UNKNOWN_POLICIES = ("error", "nonspeech", "label")
 LEVELS = ("word", "turn")
 UNKNOWN_PREFIX = "UNKNOWN#"  # label prefix of unknown speech under the "error" policy
-UNKNOWN_LABEL = "UNKNOWN"  # the single ordinary label under the "label" policy
+UNKNOWN_LABEL = UNKNOWN  # the single ordinary label under the "label" policy
 # A word ``speaker`` that names no speaker yet: "PENDING" is seen on final words in captures of
 # the real service (words the clustering had not attributed when the Turn was sent; a later
 # SpeakerRevision attributes them). Such a word falls back to the turn's ``speaker_label``.
@@ -49,7 +50,7 @@ PENDING_SPEAKERS = ("PENDING",)
 
 def is_unknown(label: object) -> bool:
     """True when a service label means "no speaker assigned": None, "" or "UNKNOWN" (any case)."""
-    return label is None or (isinstance(label, str) and label.strip().upper() in ("", "UNKNOWN"))
+    return label is None or (isinstance(label, str) and label.strip().upper() in ("", UNKNOWN))
 
 
 def is_unknown_label(label: object) -> bool:

@@ -68,11 +68,11 @@ def latency_summary(latency: pd.DataFrame) -> dict:
 
 def speaker_count(reference: Annotation, hypothesis: Annotation, uem: Timeline) -> dict:
     """Known hypothesis labels and reference speakers inside the UEM, and the error."""
-    from diareval.score.hypothesis import is_unknown_label
+    from diareval.score.hypothesis import UNKNOWN_LABEL, is_unknown_label
     ref = reference.crop(uem, mode="intersection") if uem is not None else reference
     hyp = hypothesis.crop(uem, mode="intersection") if uem is not None else hypothesis
     n_ref = len(ref.labels())
-    n_hyp = len([h for h in hyp.labels() if not is_unknown_label(h) and h != "UNKNOWN"])
+    n_hyp = len([h for h in hyp.labels() if not is_unknown_label(h) and h != UNKNOWN_LABEL])
     return dict(n_ref_speakers=n_ref, n_hyp_speakers=n_hyp, speaker_count_error=n_hyp - n_ref)
 
 

@@ -32,7 +32,9 @@ class RunScores:
     ``reference_segments``, ``latency``, ``speaker_counts``. Per configuration
     (pooled over sessions, bootstrap intervals): ``der_dataset``,
     ``der_over_time_dataset``, ``der_seen_dataset``, ``der_by_region_dataset``, ``breakdowns``,
-    ``reference_breakdown``, ``speaker_count_by_setting``, ``comparisons``.
+    ``reference_breakdown``, ``speaker_count_by_setting``, ``comparisons``. Words (sessions
+    with reference words): ``word_alignment``, ``cpwer_over_time`` per session;
+    ``wer_dataset``, ``wer_breakdowns``, ``cpwer_over_time_dataset`` per configuration.
     ``conventions`` is the text every table and figure carries.
     """
 
@@ -53,6 +55,12 @@ class RunScores:
     speaker_counts: pd.DataFrame = field(default_factory=_empty)
     speaker_count_by_setting: pd.DataFrame = field(default_factory=_empty)
     comparisons: pd.DataFrame = field(default_factory=_empty)
+    # who said what (score/words.py, score/word_tables.py): only sessions with reference words
+    word_alignment: pd.DataFrame = field(default_factory=_empty)
+    cpwer_over_time: pd.DataFrame = field(default_factory=_empty)
+    wer_dataset: pd.DataFrame = field(default_factory=_empty)
+    wer_breakdowns: pd.DataFrame = field(default_factory=_empty)
+    cpwer_over_time_dataset: pd.DataFrame = field(default_factory=_empty)
     conventions: str = ""
 
     @classmethod

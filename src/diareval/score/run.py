@@ -29,6 +29,7 @@ from diareval.score.results import RunScores
 from diareval.score.seen import der_seen_dataset
 from diareval.score.session import score_session
 from diareval.score.turns import BIN_ORDER, turn_counts
+from diareval.score.word_tables import aggregate_words, with_reference_words
 from diareval.sessionlog import read_session_log
 
 BREAKDOWNS = ("word_count_bin", "duration_bin", "overlap_bin", "turn_index_bin")
@@ -54,11 +55,12 @@ def _load_recordings(run: RunManifest, recordings, dataset, rundir: RunDir) -> d
 def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), recordings=None,
               dataset: str | None = None, step: float = 1.0, window: float = 60.0,
               window_step: float = 10.0, n_boot: int = 1000, seed: int = 0,
-              write: bool = True) -> RunScores:
+              write: bool = True, words: str | Path | None = None) -> RunScores:
     """Score every complete session of a run; return (and by default write) its tables
     as a :class:`~diareval.score.results.RunScores`.
 
-    ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset.
+    ``recordings`` (a list of Recording) or ``dataset`` override run.json's dataset;
+    ``words`` (an STM / SegLST file or folder, CLI ``--words``) the recordings' reference words.
     """
     rundir = RunDir(run_dir)
     if not rundir.path.is_dir():
@@ -69,6 +71,8 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
         raise DiarevalError(f"{run_dir}: no sessions (expected "
                             f"{rundir.log_path('<config>', '<uri>').relative_to(rundir.path)})")
     catalog = _load_recordings(run, recordings, dataset, rundir)
+    if words is not None:
+        catalog = with_reference_words(catalog, words)
     settings = _config_settings(run)
     if conventions.uem == Conventions().uem:
         # say where the scored region came from when every recording agrees
@@ -270,6 +274,11 @@ def aggregate(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame], conventio
                     d.insert(0, "b_config", other)
                     d.insert(0, "a_config", base_config)
                     comparisons.append(d)
+    # who said what: wer_dataset, wer_breakdowns, cpwer_over_time_dataset, paired differences
+    word_tables, word_comparisons = aggregate_words(scored, tables, conventions, n_boot=n_boot,
+                                                    seed=seed)
+    out.update(word_tables)
+    comparisons += word_comparisons
     out["comparisons"] = with_conventions(pd.concat(comparisons, ignore_index=True),
                                           conventions) if comparisons else pd.DataFrame()
     return out

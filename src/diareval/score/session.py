@@ -23,6 +23,7 @@ from diareval.score.seen import der_seen
 from diareval.score.stability import (label_flips, mapping_stability, partial_changes,
                                       speaker_counts_over_time)
 from diareval.score.turns import reference_segment_table, turn_table
+from diareval.score.word_tables import session_words
 from diareval.sessionlog import LogLine
 
 
@@ -69,10 +70,13 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
 
     Tables: ``der_over_time`` (step ``step``), ``der_seen`` (what was on screen at wall time
     ``t``, :mod:`diareval.score.seen`), ``der_windows``, ``der_by_region``, ``turns``,
-    ``reference_segments``, ``latency``, ``speaker_counts``. DER, JER and the curves all come
-    from one :class:`~diareval.score.over_time.ElementaryIntervals` of the session. The summary row holds the
+    ``reference_segments``, ``latency``, ``speaker_counts`` and, when the recording has
+    reference words, ``word_alignment`` and ``cpwer_over_time``. DER, JER and the curves all
+    come from one :class:`~diareval.score.over_time.ElementaryIntervals` of the session.
+    The summary row holds the
     DER components (with the other revision setting too: ``der_revisions_ignored`` or
-    ``der_revisions_applied``), JER, stability, latency, speaker counts, unknown rate.
+    ``der_revisions_applied``), JER, stability, latency, speaker counts, unknown rate, and
+    the word metrics (:mod:`diareval.score.word_tables`; absent with ``words_note``).
     """
     if recording is None:
         raise DiarevalError("score_session needs the session's Recording (reference and UEM)")
@@ -125,6 +129,10 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
         **mapping_stability(curve), **label_flips(reference, hypothesis, uem, intervals),
         **partial_changes(session), **latency_summary(latency),
         **speaker_count(reference, hypothesis, uem))
+    # who said what (cpWER, tcpWER, WDER, WER): absent with `words_note` without reference words
+    words_row, word_tables = session_words(session.turns, recording, conventions, turns, end=end,
+                                           log=log)
+    summary.update(words_row)
     notes = [summary.get("note", "")]
     if not session.turns:
         notes.append("the log has no final Turn: all reference speech is missed")
@@ -134,8 +142,8 @@ def score_session(log: Sequence[LogLine], recording, conventions: Conventions = 
     summary["note"] = "; ".join(n for n in notes if n)
     summary.update(conventions.as_columns())
     tables = dict(der_over_time=curve, der_seen=seen, der_windows=windows, der_by_region=regions,
-                  turns=turns,
-                  reference_segments=segments, latency=latency, speaker_counts=counts)
+                  turns=turns, reference_segments=segments, latency=latency,
+                  speaker_counts=counts, **word_tables)
     for table in tables.values():
         table.attrs.setdefault("conventions", conventions.describe())
     return SessionScores(summary=summary, der=result, tables=tables)

@@ -32,11 +32,10 @@ import numpy as np
 import pandas as pd
 from pyannote.core import Annotation, Timeline
 
+from diareval.constants import UNKNOWN, WORD_COUNT_BINS
 from diareval.score.der import Conventions, with_conventions
 from diareval.score.hypothesis import Turn, is_unknown
 
-WORD_COUNT_BINS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"), (11, 20, "11-20"),
-                   (21, math.inf, "21+"))
 DURATION_BINS = ((0.0, 0.5, "<0.5 s"), (0.5, 1.0, "0.5-1 s"), (1.0, 2.0, "1-2 s"),
                  (2.0, 5.0, "2-5 s"), (5.0, 10.0, "5-10 s"), (10.0, math.inf, "10+ s"))
 OVERLAP_BINS = ("0", "<=10%", "10-30%", ">30%")
@@ -218,7 +217,7 @@ def turn_table(turns: Sequence[Turn], reference: Annotation, uem: Timeline, mapp
         label = turn_label(turn)
         unknown = is_unknown(label)
         if unknown:
-            key = "UNKNOWN" if conventions.unknown == "label" else None
+            key = UNKNOWN if conventions.unknown == "label" else None
             mapped = mapping.get(key) if key else None
         else:
             mapped = mapping.get(label)

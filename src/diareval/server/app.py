@@ -603,7 +603,7 @@ class _SessionRunner:
         elif kind == "ForceEndpoint":
             self.jobs.put_nowait(("force", None))
         elif kind == "UpdateConfiguration":
-            self.jobs.put_nowait(("update", {k: v for k, v in message.items() if k != "type"}))
+            self.jobs.put_nowait(("update", proto.check_update(message)))
         elif kind == "KeepAlive":
             pass
         else:

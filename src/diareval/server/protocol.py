@@ -1,6 +1,7 @@
-"""The v3 wire protocol as the local server speaks it: query parameters, messages, close codes.
+"""The v3 wire protocol as the local server speaks it: query parameters, frames, close codes.
 
-Pure functions, no I/O: the server (``diareval.server.app``) calls them.
+Pure functions, no I/O: the server (``diareval.server.app``) calls them. What the messages
+say and how (Turn, SpeakerRevision, Begin, ..., model families) is ``diareval.server.messages``.
 
 How invalid input is rejected (sources, 2026):
 
@@ -22,7 +23,6 @@ How invalid input is rejected (sources, 2026):
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -30,6 +30,10 @@ import numpy as np
 
 from diareval.errors import DiarevalError
 from diareval.server.engines.base import SessionParams
+# The messages themselves are said by the vocabulary (one place for every engine and the
+# server); re-exported here for the server.
+from diareval.server.messages import (OLD_MIN_TURN_SILENCE, SPEECH_MODELS,  # noqa: F401
+                                      begin_message, error_message, termination_message)
 
 PATH = "/v3/ws"
 
@@ -42,10 +46,6 @@ AUDIO_VIOLATION = 3007
 SESSION_EXPIRED = 3008
 TOO_MANY_SESSIONS = 3009
 
-# Every model the SDK 1.8.2 ``SpeechModel`` enum knows ("u3-pro" is its deprecated alias).
-SPEECH_MODELS = ("u3-rt-pro", "universal-streaming-english", "universal-streaming-multilingual",
-                 "whisper-rt", "universal-3-5-pro", "universal-3-6", "universal-3-6-pro",
-                 "u3-rt-pro-beta-1", "u3-pro")
 ENCODINGS = ("pcm_s16le", "pcm_mulaw")
 BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
 
@@ -166,6 +166,40 @@ def parse_query(query: str) -> SessionParams:
     return params
 
 
+def check_update(message: dict) -> dict:
+    """The changes an ``UpdateConfiguration`` message asks for (the message without ``type``),
+    checked as the query parameters are: ``min_turn_silence``, ``max_turn_silence`` (and the
+    old name ``min_end_of_turn_silence_when_confident``) integers >= 0,
+    ``end_of_turn_confidence_threshold`` a number in 0..1, ``format_turns`` a boolean,
+    ``keyterms_prompt`` a list of at most 100 strings; null means "unchanged". Other keys
+    are kept as sent (engines ignore them). The engines apply the result with
+    :func:`diareval.server.messages.apply_update`. Raises :class:`ProtocolError` 3006
+    naming the key and the value."""
+    changes = {key: value for key, value in message.items() if key != "type"}
+
+    def bad(key: str, what: str):
+        return ProtocolError(INVALID_MESSAGE, f"Invalid UpdateConfiguration: {key} must be "
+                                              f"{what}, got {changes[key]!r}")
+
+    for key in ("min_turn_silence", "max_turn_silence", OLD_MIN_TURN_SILENCE):
+        value = changes.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise bad(key, "an integer >= 0 (ms)")
+    value = changes.get("end_of_turn_confidence_threshold")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0.0 <= value <= 1.0):
+        raise bad("end_of_turn_confidence_threshold", "a number in 0..1")
+    value = changes.get("format_turns")
+    if value is not None and not isinstance(value, bool):
+        raise bad("format_turns", "true or false")
+    value = changes.get("keyterms_prompt")
+    if value is not None and (not isinstance(value, list) or len(value) > 100
+                              or not all(isinstance(term, str) for term in value)):
+        raise bad("keyterms_prompt", "a list of at most 100 strings")
+    return changes
+
+
 def bytes_per_sample(encoding: str) -> int:
     """Bytes per mono sample: 2 for pcm_s16le, 1 for pcm_mulaw."""
     return 2 if encoding == "pcm_s16le" else 1
@@ -216,23 +250,7 @@ def encode_mulaw(samples: np.ndarray) -> bytes:
     return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
 
 
-# --- server messages -------------------------------------------------------------------------
-
-def begin_message(expires_at: int, session_id: str | None = None) -> dict:
-    """``Begin``: session id (uuid4 string) and expiry as integer unix seconds."""
-    return {"type": "Begin", "id": session_id or str(uuid.uuid4()), "expires_at": int(expires_at)}
-
-
-def termination_message(audio_seconds: float, session_seconds: float) -> dict:
-    """``Termination`` with integer durations (the SDK's model declares ints)."""
-    return {"type": "Termination", "audio_duration_seconds": int(round(audio_seconds)),
-            "session_duration_seconds": int(round(session_seconds))}
-
-
-def error_message(code: int, text: str) -> dict:
-    """``Error`` sent just before the server closes with ``code``."""
-    return {"type": "Error", "error_code": int(code), "error": text}
-
+# --- frames --------------------------------------------------------------------------------------
 
 def _json_default(value):
     # Engines often compute with numpy; the SDK's models need plain ints/floats/bools.

@@ -16,14 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from diareval.constants import SAMPLE_RATE
 from diareval.errors import DiarevalError
+from diareval.server.messages import ModelFamily, model_family
 
 
 @dataclass(frozen=True)
 class SessionParams:
     """The validated query parameters of one session (PROTOCOL.md names and defaults)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     encoding: str = "pcm_s16le"
     speech_model: str = "universal-streaming-english"
     speaker_labels: bool = False
@@ -38,24 +40,30 @@ class SessionParams:
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted parameters, as sent
 
     @property
+    def family(self) -> ModelFamily:
+        """The model family of ``speech_model`` (``diareval.server.messages.MODEL_FAMILIES``):
+        its turn defaults and message style."""
+        return model_family(self.speech_model)
+
+    @property
     def is_u3_pro(self) -> bool:
-        """True for the Universal-3 Pro family (``u3-*``, ``universal-3-*``), whose turn
-        defaults and message style differ from Universal-Streaming's."""
-        return self.speech_model.startswith(("u3", "universal-3"))
+        """True for the Universal-3 Pro family, whose turn defaults and message style differ
+        from Universal-Streaming's (decided by the family table, not the model's name)."""
+        return self.family.is_u3_pro
 
     @property
     def effective_min_turn_silence(self) -> int:
-        """min_turn_silence in ms, or the model's default (U3 Pro 100, Universal-Streaming 400)."""
+        """min_turn_silence in ms, or the family's default (U3 Pro 100, Universal-Streaming 400)."""
         if self.min_turn_silence is not None:
             return self.min_turn_silence
-        return 100 if self.is_u3_pro else 400
+        return self.family.min_turn_silence
 
     @property
     def effective_max_turn_silence(self) -> int:
-        """max_turn_silence in ms, or the model's default (U3 Pro 1000, Universal-Streaming 1280)."""
+        """max_turn_silence in ms, or the family's default (U3 Pro 1000, Universal-Streaming 1280)."""
         if self.max_turn_silence is not None:
             return self.max_turn_silence
-        return 1000 if self.is_u3_pro else 1280
+        return self.family.max_turn_silence
 
 
 class EngineError(DiarevalError):

@@ -20,13 +20,14 @@ of how the audio was chunked.
    (``end_of_turn`` true, ``turn_is_formatted`` false; plus a formatted copy with
    ``format_turns``) once the received audio reaches the last word's end plus a delay drawn
    per turn uniformly in [min_turn_silence, max_turn_silence]. ``finish()`` finalises every
-   remaining turn with the words that ended within the received audio. U3 Pro models
-   (``u3-*``, ``universal-3-*``): a ``SpeechStarted`` 100 ms into each turn, a partial only
-   where a pause of at least min_turn_silence follows a word, and one final Turn with
-   ``turn_is_formatted`` true (as the docs describe U3 Pro).
+   remaining turn with the words that ended within the received audio. Models of the U3
+   Pro family (``messages.MODEL_FAMILIES``): a ``SpeechStarted`` 100 ms into each turn, a
+   partial only where a pause of at least min_turn_silence follows a word, and one final
+   Turn with ``turn_is_formatted`` true (as the docs describe U3 Pro).
 4. **Labels** (``speaker_labels``). See :func:`assign_labels` and :func:`p_wrong`.
-   Labels are "A", "B", ... in order of first appearance in the messages, never reference
-   names; ``speaker_label`` on every Turn and ``speaker`` on every final word.
+   Labels are "A", "B", ..., "Z", "AA", ... in order of first appearance in the messages,
+   never reference names; ``speaker_label`` on every Turn and ``speaker`` on every final
+   word. Every message is built by the shared vocabulary (``diareval.server.messages``).
 
 ``engine.decisions`` lists one :class:`TurnDecision` per planned turn (debugging, and the
 ground truth tests recover the injected rates from); :func:`oracle_decisions` computes the
@@ -35,355 +36,34 @@ same list offline from (recording, params, config), e.g. in the scoring process.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import warnings
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 
+from diareval.constants import SAMPLE_RATE, UNKNOWN
 from diareval.datasets.audio import float_to_int16
 from diareval.datasets.recording import Recording
 from diareval.errors import ConfigError
+from diareval.server import messages as say
 from diareval.server.engines.base import Engine, EngineError, SessionParams
+# The plan (turns, error model, decisions) is its own module; its names are the oracle's API.
+from diareval.server.engines.oracle_plan import (_N_DRAWS, _U_DELAY, OracleConfig, PlannedTurn,
+                                                 PlannedWord, TurnDecision, assign_labels, draws,
+                                                 oracle_decisions, p_wrong, plan_turns,
+                                                 word_count_bucket)
+
+__all__ = ["OracleConfig", "OracleEngine", "OracleFactory", "PlannedTurn", "PlannedWord",
+           "TurnDecision", "assign_labels", "audio_prefix", "draws", "make_oracle_factory",
+           "oracle_decisions", "p_wrong", "plan_turns", "word_count_bucket"]
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
-# Word-count buckets of DESIGN.md: 1, 2, 3-5, 6-10, 11-20, 21+.
-WORD_COUNT_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 5, "3-5"), (6, 10, "6-10"),
-                      (11, 20, "11-20"), (21, math.inf, "21+"))
-UNKNOWN = "UNKNOWN"
 SPEECH_STARTED_AFTER_MS = 100  # U3 Pro: SpeechStarted this long into a turn's first word
-_N_DRAWS = 10  # uniform numbers drawn per turn (columns below)
-_U_WRONG, _U_TARGET, _U_NEW, _U_UNKNOWN, _U_DELAY, _U_CONF, _U_PARTIAL, _U_PARTIAL_TARGET, \
-    _U_REVISION, _U_MERGE = range(_N_DRAWS)
-
-
-@dataclass(frozen=True)
-class OracleConfig:
-    """The oracle's error model and timing. Defaults are mild.
-
-    Label errors (:func:`p_wrong`): ``first_turns`` rule, then the overlap rule, then the
-    word-count table ``p_wrong_by_words`` (buckets 1, 2, 3-5, 6-10, 11-20, 21+). A wrong
-    label is a brand-new label with probability ``p_wrong_new`` (or when no other label
-    exists), else another existing label chosen uniformly.
-    Unknown: turns shorter than ``unknown_below_seconds`` get ``UNKNOWN`` (or null when
-    ``unknown_style="null"``) with probability ``p_unknown_short``.
-    ``p_partial_label_change``: partials show another existing label than the final.
-    ``p_revision``: at finish, a SpeakerRevision corrects a wrongly labelled final turn.
-    """
-
-    seed: int = 0
-    p_wrong_by_words: tuple[float, ...] = (0.25, 0.15, 0.08, 0.04, 0.02, 0.01)
-    first_turns: int = 2
-    p_wrong_first: float = 0.2
-    overlap_threshold: float = 0.3
-    p_wrong_overlap: float = 0.3
-    p_wrong_new: float = 0.1
-    unknown_below_seconds: float = 1.0
-    p_unknown_short: float = 0.3
-    unknown_style: str = "UNKNOWN"
-    p_partial_label_change: float = 0.0
-    p_revision: float = 0.0
-    merge_gap: float | None = 0.3
-    words_per_second: float = 2.5
-    identify_seconds: float = 10.0
-
-    def __post_init__(self):
-        table = tuple(float(p) for p in self.p_wrong_by_words)
-        object.__setattr__(self, "p_wrong_by_words", table)
-        if len(table) != len(WORD_COUNT_BUCKETS):
-            raise ConfigError(f"p_wrong_by_words needs {len(WORD_COUNT_BUCKETS)} values (buckets "
-                              f"{', '.join(b[2] for b in WORD_COUNT_BUCKETS)}), got {len(table)}")
-        probabilities = {"p_wrong_first": self.p_wrong_first,
-                         "p_wrong_overlap": self.p_wrong_overlap, "p_wrong_new": self.p_wrong_new,
-                         "p_unknown_short": self.p_unknown_short,
-                         "p_partial_label_change": self.p_partial_label_change,
-                         "p_revision": self.p_revision,
-                         **{f"p_wrong_by_words[{i}]": p for i, p in enumerate(table)}}
-        for name, value in probabilities.items():
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"oracle {name} must be a probability in [0, 1], got {value}")
-        if self.unknown_style not in ("UNKNOWN", "null"):
-            raise ConfigError(f"unknown_style must be 'UNKNOWN' or 'null', "
-                              f"got {self.unknown_style!r}")
-        if self.words_per_second <= 0 or self.identify_seconds <= 0:
-            raise ConfigError("words_per_second and identify_seconds must be positive")
-        if not 0.0 <= self.overlap_threshold <= 1.0:
-            raise ConfigError(f"overlap_threshold must be in [0, 1], got {self.overlap_threshold}")
-
-    @classmethod
-    def uniform(cls, p: float, **options) -> "OracleConfig":
-        """Every turn wrong with probability ``p`` (first-turn, overlap and table rules alike)."""
-        return cls(p_wrong_by_words=(p,) * len(WORD_COUNT_BUCKETS), p_wrong_first=p,
-                   p_wrong_overlap=p, **options)
-
-    @classmethod
-    def from_options(cls, **options) -> "OracleConfig":
-        """Build from keyword options (e.g. the ``serve --engine-options`` JSON); unknown
-        names are an error listing the valid ones. ``uniform_p_wrong=p`` is :meth:`uniform`."""
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - valid - {"uniform_p_wrong"})
-        if unknown:
-            raise ConfigError(f"unknown oracle option(s) {', '.join(unknown)}; valid: "
-                              f"{', '.join(sorted(valid | {'uniform_p_wrong'}))}")
-        if "uniform_p_wrong" in options:
-            return cls.uniform(options.pop("uniform_p_wrong"), **options)
-        return cls(**options)
-
-
-def word_count_bucket(word_count: int) -> int:
-    """Index of the word-count bucket (1, 2, 3-5, 6-10, 11-20, 21+) of ``word_count``."""
-    for index, (low, high, _) in enumerate(WORD_COUNT_BUCKETS):
-        if low <= word_count <= high:
-            return index
-    return 0  # zero words cannot happen (every turn has at least one); treat as 1
-
-
-def p_wrong(word_count: int, overlap_ratio: float, turn_index: int, config: OracleConfig) -> float:
-    """Probability that the oracle labels a turn wrongly. Precedence, first match wins:
-
-    1. ``turn_index < config.first_turns`` (0-based, in the session): ``p_wrong_first``;
-    2. ``overlap_ratio > config.overlap_threshold``: ``p_wrong_overlap``;
-    3. ``config.p_wrong_by_words[bucket(word_count)]``.
-    """
-    if turn_index < config.first_turns:
-        return config.p_wrong_first
-    if overlap_ratio > config.overlap_threshold:
-        return config.p_wrong_overlap
-    return config.p_wrong_by_words[word_count_bucket(word_count)]
-
-
-@dataclass(frozen=True)
-class PlannedWord:
-    """One word the oracle will emit (integer ms from stream start)."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class PlannedTurn:
-    """One reference turn: speaker, words, the share of its word time in overlapped speech."""
-
-    speaker: str
-    words: tuple[PlannedWord, ...]
-    overlap_ratio: float
-
-    @property
-    def start(self) -> int:
-        return self.words[0].start
-
-    @property
-    def end(self) -> int:
-        return self.words[-1].end
-
-    @property
-    def duration(self) -> float:
-        """Seconds from the first word's start to the last word's end."""
-        return (self.end - self.start) / 1000.0
-
-
-@dataclass
-class TurnDecision:
-    """What the oracle decided for one planned turn (``identity`` indexes are internal;
-    ``label`` is the letter shown, filled in when the turn is first emitted)."""
-
-    index: int
-    reference_speaker: str
-    start_ms: int
-    end_ms: int
-    word_count: int
-    overlap_ratio: float
-    p_wrong: float = 0.0
-    wrong: bool = False  # the wrong-label event was drawn
-    unknown: bool = False
-    merged: bool = False  # max_speakers cap: this speaker's first label is an existing one
-    identity: int | None = None  # None when unknown or without speaker_labels
-    home_identity: int | None = None  # the speaker's own label identity at decision time
-    partial_identity: int | None = None  # shown on partials when different from the final
-    revision_identity: int | None = None  # SpeakerRevision target at finish, if any
-    final_delay_ms: int = 0
-    end_of_turn_confidence: float = 0.0
-    label: str | None = None  # as emitted
-    extra: dict = field(default_factory=dict)
-
-
-def _pseudo_words(start: float, end: float, config: OracleConfig, first: int) -> list[PlannedWord]:
-    """Words ``w<first>``, ... spread evenly over [start, end] (integer ms, touching)."""
-    start_ms, end_ms = int(round(start * 1000)), int(round(end * 1000))
-    end_ms = max(end_ms, start_ms + 1)
-    n = max(1, int(round((end - start) * config.words_per_second)))
-    n = min(n, end_ms - start_ms)
-    bounds = [start_ms + (end_ms - start_ms) * i // n for i in range(n + 1)]
-    return [PlannedWord(bounds[i], bounds[i + 1], f"w{first + i}") for i in range(n)]
-
-
-def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
-    """The oracle's turns for ``recording``: pure function of the reference and ``config``.
-
-    Same-speaker segments that overlap or touch become one piece; pieces closer than
-    ``merge_gap`` form one turn. Words come from each piece separately, so they never span
-    a gap: with no label errors the final words reproduce the reference speech (to 1 ms).
-    """
-    segments = sorted((seg.start, seg.end, str(label))
-                      for seg, _, label in recording.reference.itertracks(yield_label=True))
-    runs: list[tuple[str, list[list[float]]]] = []  # (speaker, pieces [start, end])
-    last_run: dict[str, list[list[float]]] = {}
-    for start, end, speaker in segments:
-        pieces = last_run.get(speaker)
-        if pieces is not None and start <= pieces[-1][1]:
-            pieces[-1][1] = max(pieces[-1][1], end)
-        elif pieces is not None and config.merge_gap is not None and \
-                start - pieces[-1][1] < config.merge_gap:
-            pieces.append([start, end])
-        else:
-            pieces = [[start, end]]
-            last_run[speaker] = pieces
-            runs.append((speaker, pieces))
-    overlap = [(seg.start, seg.end) for seg in recording.reference.get_overlap()]
-    overlap_starts = np.array([s for s, _ in overlap], dtype=float)
-    overlap_ends = np.array([e for _, e in overlap], dtype=float)
-    reference_words = sorted(recording.words or [], key=lambda w: (w.start, w.end))
-    turns = []
-    for speaker, pieces in runs:
-        words: list[PlannedWord] = []
-        for start, end in pieces:
-            inside = [PlannedWord(int(round(w.start * 1000)),
-                                  max(int(round(w.end * 1000)), int(round(w.start * 1000)) + 1),
-                                  w.text)
-                      for w in reference_words
-                      if w.speaker == speaker and start <= (w.start + w.end) / 2 < end]
-            words += inside or _pseudo_words(start, end, config, len(words) + 1)
-        spoken = overlapped = 0.0
-        for w in words:
-            s, e = w.start / 1000.0, w.end / 1000.0
-            spoken += e - s
-            if len(overlap):
-                overlapped += float(np.clip(np.minimum(e, overlap_ends)
-                                            - np.maximum(s, overlap_starts), 0, None).sum())
-        turns.append(PlannedTurn(speaker, tuple(words), overlapped / spoken if spoken else 0.0))
-    turns.sort(key=lambda t: (t.start, t.end, t.speaker))
-    return turns
-
-
-def _stable_hash(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-
-
-def draws(seed: int, uri: str, n_turns: int) -> np.ndarray:
-    """The per-turn uniform numbers (``n_turns`` x 10) from (seed, uri) alone: every
-    configuration of a recording sees the same draws (common random numbers)."""
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, _stable_hash(uri)]).random(
-        (n_turns, _N_DRAWS))
-
-
-def assign_labels(turns: Sequence[PlannedTurn], params: SessionParams, config: OracleConfig,
-                  u: np.ndarray) -> list[TurnDecision]:
-    """Decide every turn's label, in turn order. Label identities are created in order of use.
-
-    Per turn (speaker s, turn index k): if ``duration < unknown_below_seconds`` and
-    ``u < p_unknown_short`` -> unknown. Otherwise wrong iff ``u < p_wrong(...)``.
-    Correct: s's own identity (created on first need; under the ``max_speakers`` cap an
-    extra speaker is *merged* into an existing identity, preferring ones that are no
-    speaker's own). Wrong: a new identity with probability ``p_wrong_new`` (or when there is
-    no other; never beyond the cap), else another existing identity chosen uniformly.
-    """
-    cap = params.max_speakers
-    homes: dict[str, int] = {}
-    n_ids = 0
-    decisions = []
-    min_silence, max_silence = params.effective_min_turn_silence, params.effective_max_turn_silence
-    for k, turn in enumerate(turns):
-        row = u[k]
-        d = TurnDecision(index=k, reference_speaker=turn.speaker, start_ms=turn.start,
-                         end_ms=turn.end, word_count=len(turn.words),
-                         overlap_ratio=turn.overlap_ratio)
-        d.final_delay_ms = int(round(min_silence + row[_U_DELAY] * (max_silence - min_silence)))
-        d.end_of_turn_confidence = round(0.5 + 0.5 * float(row[_U_CONF]), 4)
-        decisions.append(d)
-        if not params.speaker_labels:
-            continue
-        if turn.duration < config.unknown_below_seconds and \
-                row[_U_UNKNOWN] < config.p_unknown_short:
-            d.unknown = True
-            d.home_identity = homes.get(turn.speaker)
-            continue
-        d.p_wrong = p_wrong(len(turn.words), turn.overlap_ratio, k, config)
-        d.wrong = bool(row[_U_WRONG] < d.p_wrong)
-        home = homes.get(turn.speaker)
-        room = cap is None or n_ids < cap
-        if not d.wrong:
-            if home is None:
-                if room:
-                    home, n_ids = n_ids, n_ids + 1
-                else:
-                    owned = set(homes.values())
-                    candidates = [i for i in range(n_ids) if i not in owned] or list(range(n_ids))
-                    home = candidates[int(row[_U_MERGE] * len(candidates))]
-                    d.merged = True
-                homes[turn.speaker] = home
-            d.identity = home
-        else:
-            others = [i for i in range(n_ids) if i != home]
-            if (row[_U_NEW] < config.p_wrong_new or not others) and room:
-                d.identity, n_ids = n_ids, n_ids + 1
-            elif others:
-                d.identity = others[int(row[_U_TARGET] * len(others))]
-            else:  # at the cap with only the speaker's own identity: cannot be wrong
-                d.identity = home
-        d.home_identity = homes.get(turn.speaker)
-        if row[_U_PARTIAL] < config.p_partial_label_change:
-            shown = [i for i in range(n_ids) if i != d.identity]
-            if shown:
-                d.partial_identity = shown[int(row[_U_PARTIAL_TARGET] * len(shown))]
-    if params.speaker_labels and config.p_revision > 0:
-        for d in decisions:
-            home = homes.get(d.reference_speaker)
-            if d.identity is not None and home is not None and d.identity != home and \
-                    u[d.index, _U_REVISION] < config.p_revision:
-                d.revision_identity = home
-    return decisions
-
-
-def oracle_decisions(recording: Recording, params: SessionParams,
-                     config: OracleConfig | None = None) -> list[TurnDecision]:
-    """The oracle's per-turn decisions for ``recording`` under ``params``, without streaming.
-
-    The same decisions a session makes (they depend on nothing else), with ``label`` filled
-    as the session shows it when the whole recording is streamed. Scoring can check itself
-    against these from another process (the server's engines live in the server process).
-    """
-    config = config or OracleConfig()
-    turns = plan_turns(recording, config)
-    decisions = assign_labels(turns, params, config, draws(config.seed, recording.uri,
-                                                           len(turns)))
-    names: dict[int, str] = {}
-    for decision in decisions:
-        for identity in (decision.partial_identity, decision.identity):
-            if identity is not None and identity not in names:
-                names[identity] = _letters(len(names))
-        if decision.unknown:
-            decision.label = UNKNOWN if config.unknown_style == "UNKNOWN" else None
-        elif params.speaker_labels:
-            decision.label = names[decision.identity]
-    return decisions
-
-
-def _letters(index: int) -> str:
-    """0 -> "A", 25 -> "Z", 26 -> "AA", ..."""
-    name = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        name = chr(ord("A") + rest) + name
-    return name
 
 
 def _reads_file_plainly(recording: Recording) -> bool:
@@ -464,7 +144,7 @@ class OracleEngine(Engine):
         self.recording: Recording | None = None
         self.turns: list[PlannedTurn] = []
         self.decisions: list[TurnDecision] = []
-        self._names: dict[int, str] = {}
+        self._letters = say.SpeakerLetters()
         self._cursor = 0  # index into self.turns of the turn in progress
         self._shown = 0  # words of the current turn already shown in partials
         self._last_due = 0  # samples: emitted events are due in non-decreasing order
@@ -472,7 +152,7 @@ class OracleEngine(Engine):
         self._turn_decision: list[TurnDecision] = []  # parallel to self.turns
         self._u = np.zeros((0, _N_DRAWS))
         self._speech_started = -1  # index of the last turn whose SpeechStarted went out (U3)
-        self.u3 = params.is_u3_pro
+        self.family = params.family
         # (turn_order, index into self.turns, words) of every final emitted
         self._emitted: list[tuple[int, int, tuple[PlannedWord, ...]]] = []
 
@@ -515,7 +195,7 @@ class OracleEngine(Engine):
 
     def label_of(self, identity: int | None) -> str | None:
         """The letter an internal label identity was shown as (None if never shown)."""
-        return self._names.get(identity) if identity is not None else None
+        return self._letters.get(identity) if identity is not None else None
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -524,9 +204,7 @@ class OracleEngine(Engine):
             return UNKNOWN if self.config.unknown_style == "UNKNOWN" else None
         if identity is None:
             return None
-        if identity not in self._names:
-            self._names[identity] = _letters(len(self._names))
-        return self._names[identity]
+        return self._letters(identity)
 
     def _turn(self, index: int, words: Sequence[PlannedWord], final: bool,
               formatted: bool = False) -> dict:
@@ -542,27 +220,19 @@ class OracleEngine(Engine):
         word_dicts = []
         for i, w in enumerate(words):
             is_final = final or i < len(words) - 1
-            item = {"text": w.text, "start": w.start, "end": w.end, "confidence": 0.95,
-                    "word_is_final": is_final}
-            if self.params.speaker_labels and is_final:
-                item["speaker"] = label
-            word_dicts.append(item)
-        transcript = " ".join(w.text for w, d in zip(words, word_dicts) if d["word_is_final"])
+            speaker = label if self.params.speaker_labels and is_final else say.NO_SPEAKER
+            word_dicts.append(say.word_message(w.text, w.start, w.end, 0.95, is_final, speaker))
+        transcript = " ".join(d["text"] for d in word_dicts if d["word_is_final"])
         if formatted and transcript:
             transcript = transcript[0].upper() + transcript[1:] + "."
-        message = {"type": "Turn", "turn_order": self._turn_order,
-                   "turn_is_formatted": bool(formatted), "end_of_turn": bool(final),
-                   "transcript": transcript,
-                   "end_of_turn_confidence": decision.end_of_turn_confidence if final else 0.0,
-                   "words": word_dicts}
-        if final:
-            message["utterance"] = transcript
-        if self.params.speaker_labels:
-            message["speaker_label"] = label
-        return message
+        return say.turn_message(
+            self.params, turn_order=self._turn_order, words=word_dicts, end_of_turn=final,
+            formatted=formatted,
+            end_of_turn_confidence=decision.end_of_turn_confidence if final else 0.0,
+            speaker_label=label, transcript=transcript)
 
     def _finals(self, index: int, words: Sequence[PlannedWord]) -> list[dict]:
-        if self.u3:  # U3 Pro: one final, already formatted
+        if self.family.one_formatted_final:  # U3 Pro: one final, already formatted
             messages = [self._turn(index, words, final=True, formatted=True)]
         else:
             messages = [self._turn(index, words, final=True)]
@@ -577,7 +247,7 @@ class OracleEngine(Engine):
         out: list[dict] = []
         while self._cursor < len(self.turns):
             turn = self.turns[self._cursor]
-            if self.u3 and self._speech_started < self._cursor:
+            if self.family.speech_started and self._speech_started < self._cursor:
                 first = turn.words[0]
                 at = min(first.start + SPEECH_STARTED_AFTER_MS, first.end)
                 due = max(at * SAMPLES_PER_MS, self._last_due)
@@ -585,15 +255,14 @@ class OracleEngine(Engine):
                     break
                 self._last_due = due
                 self._speech_started = self._cursor
-                out.append({"type": "SpeechStarted", "timestamp": int(first.start),
-                            "confidence": 0.9})
+                out.append(say.speech_started(first.start, 0.9))
             elif self._shown < len(turn.words):
                 due = max(turn.words[self._shown].end * SAMPLES_PER_MS, self._last_due)
                 if due > self.samples:
                     break
                 self._shown += 1
                 self._last_due = due
-                if not self.u3 or self._pause_after(turn, self._shown - 1):
+                if not self.family.partial_per_pause or self._pause_after(turn, self._shown - 1):
                     out.append(self._turn(self._cursor, turn.words[:self._shown], final=False))
             else:
                 delay = self._turn_decision[self._cursor].final_delay_ms
@@ -627,21 +296,11 @@ class OracleEngine(Engine):
     def update_configuration(self, changes: dict) -> list[dict]:
         """Apply min/max_turn_silence (and the other turn settings) from UpdateConfiguration:
         turns not yet finalised get their finalisation delay redrawn from the same uniform
-        numbers within the new bounds. Other keys are ignored."""
-        update = {}
-        if "min_end_of_turn_silence_when_confident" in changes:
-            update["min_turn_silence"] = int(changes["min_end_of_turn_silence_when_confident"])
-        for key in ("min_turn_silence", "max_turn_silence"):
-            if changes.get(key) is not None:
-                update[key] = int(changes[key])
-        if changes.get("end_of_turn_confidence_threshold") is not None:
-            update["end_of_turn_confidence_threshold"] = \
-                float(changes["end_of_turn_confidence_threshold"])
-        if changes.get("format_turns") is not None:
-            update["format_turns"] = bool(changes["format_turns"])
-        if not update:
+        numbers within the new bounds (``messages.apply_update``). Other keys are ignored."""
+        params = say.apply_update(self.params, changes)
+        if params is self.params:
             return []
-        self.params = replace(self.params, **update)
+        self.params = params
         low = self.params.effective_min_turn_silence
         high = max(low, self.params.effective_max_turn_silence)
         for decision in self._turn_decision[self._cursor:]:
@@ -686,10 +345,8 @@ class OracleEngine(Engine):
             if decision.revision_identity is None:
                 continue
             label = self._label(decision.revision_identity, False)
-            revisions.append({"turn_order": turn_order, "speaker_label": label,
-                              "words": [{"text": w.text, "start": w.start, "end": w.end,
-                                         "confidence": 0.95, "word_is_final": True,
-                                         "speaker": label} for w in words]})
+            revisions.append(say.revision_entry(turn_order, label, [
+                say.word_message(w.text, w.start, w.end, 0.95, True, label) for w in words]))
         if revisions:
-            out.append({"type": "SpeakerRevision", "revisions": revisions})
+            out.append(say.speaker_revision(revisions))
         return out

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline._deps import require, shared
 
-SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame
 MIN_CONTEXT = 8.0  # seconds of encoder input at least
 SLACK = 2.0  # seconds of padding after the audio at least

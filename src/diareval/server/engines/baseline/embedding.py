@@ -14,6 +14,7 @@ import importlib.util
 
 import numpy as np
 
+from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline._deps import (limit_torch_threads, onnx_runner, package_file,
                                                     require, shared)
 
@@ -45,7 +46,7 @@ class Fbank:
     def __init__(self):
         knf = require("kaldi_native_fbank", "kaldi-native-fbank")
         opts = knf.FbankOptions()
-        opts.frame_opts.samp_freq = 16000
+        opts.frame_opts.samp_freq = SAMPLE_RATE
         opts.frame_opts.dither = 0.0
         opts.frame_opts.snip_edges = True
         opts.mel_opts.num_bins = 80
@@ -53,7 +54,7 @@ class Fbank:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         fbank = self.knf.OnlineFbank(self.opts)
-        fbank.accept_waveform(16000, (audio * 32768.0).astype(np.float32).tolist())
+        fbank.accept_waveform(SAMPLE_RATE, (audio * 32768.0).astype(np.float32).tolist())
         fbank.input_finished()
         n = fbank.num_frames_ready
         if n == 0:
@@ -80,7 +81,7 @@ class StreamingFbank:
 
     def accept(self, audio: np.ndarray) -> None:
         """Append float32 audio in [-1, 1]."""
-        self.online.accept_waveform(16000, (audio * 32768.0).astype(np.float32).tolist())
+        self.online.accept_waveform(SAMPLE_RATE, (audio * 32768.0).astype(np.float32).tolist())
 
     def window(self, start_sample: int, end_sample: int) -> tuple[int, np.ndarray]:
         """(absolute index of the first frame, frames) of every frame inside

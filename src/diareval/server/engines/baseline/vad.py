@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline._deps import package_file, require, shared
 
 FRAME = 512  # samples at 16 kHz (32 ms)
@@ -33,7 +34,7 @@ class StreamingVAD:
         self.state = np.zeros((2, 1, 128), dtype=np.float32)
         self.context = np.zeros((1, CONTEXT), dtype=np.float32)
         self.pending = np.zeros(0, dtype=np.float32)
-        self.sr = np.array(16000, dtype=np.int64)
+        self.sr = np.array(SAMPLE_RATE, dtype=np.int64)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         """Probabilities of the frames completed by ``audio`` (float32 in [-1, 1])."""

@@ -1,0 +1,103 @@
+"""The baseline's options (:class:`BaselineConfig`) and the limits every block shares."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from diareval.errors import ConfigError
+
+MAX_GLOBAL = 10  # global speakers at most: the service's max_speakers range is 1..10
+VAD_FRAME = 512  # samples per silero-vad frame (32 ms)
+MAX_OFFLINE_POINTS = 2000  # the offline tree is built on at most this many embeddings
+MAX_LIVE_POINTS = 1000  # ... and the one re-built at every final turn (live_recluster)
+
+
+@dataclass
+class BaselineConfig:
+    """Every tunable of the baseline (``python -m diareval tune`` searches these)."""
+
+    # turns
+    vad_threshold: float = 0.5
+    turn_pad: float = 0.2  # s of audio kept before the first / after the last speech frame
+    partial_interval: float = 1.0  # s of new audio between partial decodes (at least)
+    partials: bool = True
+    max_turn_seconds: float = 25.0
+    # A pause of min_turn_silence ends a turn early when the transcript ends a sentence
+    # ("confident" end of turn), but only a turn with this much speech (s): a lone
+    # "Right." waits for max_turn_silence, so it can join what its speaker says next.
+    min_confident_turn: float = 1.0
+    # diarization
+    window: float = 5.0
+    step: float = 0.5
+    fresh_margin: float = 1.5  # s before the newest step that must hold speech for a window to run
+    tau_active: float = 0.5
+    rho_update: float = 0.3
+    delta_new: float = 0.55
+    embedding_seconds: float = 2.0
+    min_embedding_seconds: float = 0.3
+    speaker_threshold: float = 0.5  # local activity above this counts as speaking
+    min_word_run: float = 0.5  # s; shorter same-speaker word runs inside another speaker's become theirs
+    continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
+    refresh_steps: int = 0  # a linked local speaker is re-embedded after this many windows
+    recent_seconds: float = 0.0  # a linked local speaker silent this long in the window is not re-embedded (0: off)
+    # A word's speaker at the end-of-stream revision: among the speakers whose mean
+    # activity over the word is at least this share of the top one's, the one with most
+    # activity where the windows' embeddings came from (grid.SpeakerGrid); negative:
+    # the most active one only (as live words always are, unless evidence_online).
+    evidence_floor: float = 0.25
+    evidence_online: bool = False  # live words too (measured worse: DER without revision 0.352 -> 0.364)
+    # labels
+    snap_words: bool = True  # stretch word extents over the VAD speech around them
+    max_snap: float = 0.6  # s, at most, per word side
+    unknown_below: float = 1.0  # s of speech; shorter turns are "UNKNOWN" (0 disables)
+    revise: bool = True  # SpeakerRevision at the end of the stream
+    revise_offline: bool = True  # ... from re-clustering the whole session (else: final centroids)
+    offline_threshold: float = 0.5  # cosine distance cutting the offline average-linkage tree
+    # Final Turns take their speakers from the session so far re-clustered as the revision
+    # does (at most MAX_LIVE_POINTS embeddings); off: from the online clustering's mapping.
+    live_recluster: bool = True
+    # Word extents stretch over speech: VAD, or the segmentation's speech from windows of
+    # speech_window s run every speech_step s (segmentation-3.0 was trained on 10 s windows
+    # and finds speech better with them than with the diarization windows; 0: those).
+    speech_window: float = 10.0
+    speech_step: float = 2.0
+    # Overlapping speech: the first and last word of each run of one speaker's words
+    # stretch, past the words of other speakers, over the cells where the grid says that
+    # speaker is active, at most this many s per side (0: off). Words of two speakers then
+    # overlap in time where their speech does; Whisper gives one word stream, so without
+    # this a hypothesis never holds two speakers at once.
+    overlap_grow: float = 2.0
+    grow_overlap_only: bool = True  # ... only where another speaker is active too
+    grow_threshold: float = 0.5  # mean activity (of both) that counts as speaking there
+    refine_changes: float = 0.3  # s around a change of speaker where the grid places it
+
+    @classmethod
+    def from_options(cls, options: dict) -> "BaselineConfig":
+        """Options by name (values may be strings, as from the command line), checked: an
+        unknown name or a bad value is a ConfigError naming it."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown baseline option(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(sorted(known))}")
+        values = {}
+        for name, value in options.items():
+            default = getattr(cls, name)
+            try:
+                if isinstance(default, bool):
+                    values[name] = value if isinstance(value, bool) else \
+                        str(value).lower() in ("1", "true", "yes", "on")
+                else:
+                    values[name] = type(default)(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"baseline option {name}={value!r}: {exc}") from exc
+        config = cls(**values)
+        if config.window < 1.0 or config.step <= 0 or config.step > config.window:
+            raise ConfigError("baseline options: need window >= 1 s and 0 < step <= window")
+        if config.speech_window and (config.speech_window < 1.0 or config.speech_step <= 0):
+            raise ConfigError("baseline options: need speech_window 0 or >= 1 s, and speech_step > 0")
+        return config
+
+    def as_dict(self) -> dict:
+        """Every option by name."""
+        return asdict(self)

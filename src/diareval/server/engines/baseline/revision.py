@@ -1,0 +1,82 @@
+"""The end-of-stream revision: every window re-mapped, every sent turn labelled again.
+
+Every local speaker embedding of the session is re-clustered at once (``revise_offline``;
+else the windows are re-mapped with the final online centroids), the session's grid is
+rebuilt from the new mappings, and each word takes, among the speakers active over its
+span, the one the windows' embeddings place there (``grid.SpeakerGrid.speaker_at``). The
+turns whose labels changed, or whose word extents do (``overlap_grow`` and
+``refine_changes`` on the revised grid, which has seen the audio after the turn), are
+listed; the engine says them as one SpeakerRevision.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+from diareval.constants import UNKNOWN
+from diareval.server import messages as say
+from diareval.server.engines.baseline import recluster
+from diareval.server.engines.baseline.config import BaselineConfig
+from diareval.server.engines.baseline.diarizer import Diarizer
+from diareval.server.engines.baseline.labelling import (grow_runs, refine_changes, turn_speaker,
+                                                        word_speakers)
+from diareval.server.engines.baseline.words import Word
+
+
+def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
+    """Rebuild ``diarizer.grid`` from every window with the revised mappings (and the
+    embedding-evidence vote). False when nothing was ever clustered."""
+    if not diarizer.clustering.centroids:
+        return False
+    grid = diarizer.grid
+    grid.reset()
+    grid.evidence_floor = diarizer.evidence_floor
+    offline = (recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers)
+               if config.revise_offline else None)
+    previous: dict = {}
+    for index, window in enumerate(diarizer.windows):
+        if offline is not None:
+            mapping = offline[index]
+        else:
+            mapping = {k: previous[j] for k, j in window.links.items() if j in previous}
+            mapping.update(diarizer.clustering.assign(window.summary, window.embeddings,
+                                                      window.valid, update=False,
+                                                      taken=set(mapping.values())))
+        previous = mapping
+        if len(window.local):
+            grid.add(window.first_cell, window.local, window.weights, mapping, window.sourced)
+    return True
+
+
+def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int, dict],
+                  spans: Mapping[int, Sequence[Word]], letter: Callable[[int], str],
+                  end_of_audio: float) -> list[dict]:
+    """SpeakerRevision entries (``messages.revision_entry``) for the final Turns ``sent``
+    (turn_order -> the message) whose labels or word extents change on ``diarizer.grid``;
+    ``spans``: each turn's words before growing; ``letter``: global speaker -> letter."""
+    grid = diarizer.grid
+    entries = []
+    for order in sorted(sent):
+        old = sent[order]
+        if old.get("speaker_label") == UNKNOWN:
+            continue
+        words = spans[order]
+        speakers = word_speakers(words, grid, config.min_word_run)
+        words, speakers = refine_changes(words, speakers, grid, config.refine_changes)
+        label = turn_speaker(words, speakers)
+        if label is None:
+            continue
+        grown = grow_runs(words, speakers, grid, config, end_of_audio)
+        new_words = [dict(w) for w in old["words"]]
+        for w, s, g in zip(new_words, speakers, grown):
+            if s is not None:
+                w["speaker"] = letter(int(s))
+            w["start"], w["end"] = say.to_ms(g.start), say.to_ms(max(g.end, g.start))
+        new_label = letter(int(label))
+        # with overlap_grow / refine_changes a turn is also revised when only its words'
+        # extents change: the revised grid sees the audio after the turn, the live one did not
+        if new_label != old.get("speaker_label") or any(
+                (a.get("speaker"), a["start"], a["end"]) != (b.get("speaker"), b["start"], b["end"])
+                for a, b in zip(new_words, old["words"])):
+            entries.append(say.revision_entry(order, new_label, new_words))
+    return entries
