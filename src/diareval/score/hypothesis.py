@@ -184,6 +184,9 @@ def parse_words(raw_words: object) -> tuple[Word, ...]:
     return tuple(words)
 
 
+_words = parse_words  # the former private name (score/word_tables.py still imports it)
+
+
 def _label(message: dict) -> str | None:
     label = message.get("speaker_label")
     return None if label is None else str(label)
