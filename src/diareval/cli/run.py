@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
 
 from diareval.cli._args import at_least, json_object
 from diareval.datasets import DEFAULT_DATASET
-from diareval.errors import ConfigError
 from diareval.stream.config import DEFAULT_MODEL, MODELS
 
 
@@ -30,8 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "run", help="stream a dataset through the service (or the local server) and log it",
         description="Stream every recording of a dataset through every configuration "
-                    "(models x max_speakers x --param values; --snr: one run per noise "
-                    "level) in real time and log every message. Writes RUN_DIR/run.json "
+                    "(models x max_speakers x --param values x --snr levels) in real time and log every message. Writes RUN_DIR/run.json "
                     "and RUN_DIR/sessions/<config>/<uri>.jsonl|.json.")
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="a folder of audio + RTTM, or a registered dataset name (ami, "
@@ -52,9 +48,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "repeat a NAME with other values for a grid (one configuration "
                              "per value)")
     parser.add_argument("--snr", default=None, metavar="LIST",
-                        help="comma-separated SNR levels in dB, e.g. 0,10,20: one run per level "
-                             "of the dataset mixed with --noise (the noisy dataset), in "
-                             "RUN_DIR/snr-<level>/; compare or report RUN_DIR")
+                        help="comma-separated SNR levels in dB, e.g. 0,10,20: one more "
+                             "configuration axis (<config>__snr-<level>), each streaming the "
+                             "recordings mixed with --noise at that level (SNR over the "
+                             "reference speech); the noise figure of report/compare draws them")
     parser.add_argument("--noise", default="pink",
                         help="noise of --snr: white, pink, babble or a folder (default pink)")
     parser.add_argument("--backend", choices=("assemblyai", "local"),
@@ -102,40 +99,24 @@ def _params(pairs: list[tuple[str, object]]) -> dict:
     return {name: v[0] if len(v) == 1 else ParamGrid(v) for name, v in values.items()}
 
 
-def _snr_levels(text: str) -> list[float]:
-    try:
-        levels = [float(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise ConfigError(f"--snr needs comma-separated numbers of dB, got {text!r}") from None
-    if not levels:
-        raise ConfigError("--snr needs at least one level")
-    return list(dict.fromkeys(levels))
-
-
 def main(args: argparse.Namespace) -> int:
     """Run ``diareval.stream.run`` with the parsed options, print the summary, score the run
     (unless ``--no-score``); exit code 1 when a session is not complete. With ``--snr``:
-    one such run per SNR level of the noisy dataset, in ``RUN_DIR/snr-<level>/``."""
+    the SNR levels are one more configuration axis of the same run (``__snr-<level>``)."""
     dataset_options = json_object(args.dataset_options, "--dataset-options")
-    if args.snr is None:
-        return _run_one(args, args.dataset, dataset_options, args.run_dir)
-    if args.dataset == "noisy":  # the noisy dataset's own options name the clean one
-        base, options = dataset_options.pop("dataset", "synthetic"), dataset_options
-    else:
-        base, options = args.dataset, dataset_options
-    grid = Path(args.run_dir) if args.run_dir else \
-        Path("runs") / f"{Path(str(base).rstrip('/')).name}-snr-" \
-        f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-    code = 0
-    for level in _snr_levels(args.snr):
-        print(f"SNR {level:g} dB ({args.noise} noise):")
-        noisy = dict(options, dataset=base, noise=args.noise, snr=level)
-        code = max(code, _run_one(args, "noisy", noisy, grid / f"snr-{level:g}"))
-    print(f"compare the levels: python -m diareval compare {grid}")
-    return code
+    dataset, noise, snr = args.dataset, None, None
+    if args.snr is not None:
+        from diareval.stream.config import parse_snr
+        snr, noise = parse_snr(args.snr), args.noise  # a bad level: a ConfigError now
+        if dataset == "noisy":  # the noisy dataset's own options name the clean one
+            dataset = dataset_options.pop("dataset", "synthetic")
+            noise = dataset_options.pop("noise", noise)
+            dataset_options.pop("snr", None)
+    return _run_one(args, dataset, dataset_options, args.run_dir, snr=snr, noise=noise)
 
 
-def _run_one(args: argparse.Namespace, dataset, dataset_options: dict, run_dir) -> int:
+def _run_one(args: argparse.Namespace, dataset, dataset_options: dict, run_dir,
+             snr: list | None = None, noise: str | None = None) -> int:
     from diareval.stream import run
 
     engine_options = json_object(args.engine_options, "--engine-options") \
@@ -147,6 +128,8 @@ def _run_one(args: argparse.Namespace, dataset, dataset_options: dict, run_dir) 
                    chunk_seconds=args.chunk_ms / 1000.0, max_attempts=args.max_attempts,
                    terminate_timeout=args.terminate_timeout, seed=args.seed,
                    progress=not args.no_progress, dataset_options=dataset_options)
+    if snr is not None:
+        options.update(snr=snr, noise=noise)
     if engine_options is not None:
         options["engine_options"] = engine_options
     try:

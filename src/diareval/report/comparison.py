@@ -56,7 +56,9 @@ def _settings(run: LoadedRun, config: str) -> dict:
                                    if "model" in rows and rows["model"].notna().any() else None)
     return dict(model=model, max_speakers=entry.get("max_speakers"),
                 params=json.dumps(params, sort_keys=True) if params else "",
-                snr=options.get("snr") if manifest.get("dataset") == "noisy" else None,
+                # the configuration's SNR level (run --snr); older runs: one noisy dataset each
+                snr=entry.get("snr") if entry.get("snr") is not None else
+                options.get("snr") if manifest.get("dataset") == "noisy" else None,
                 engine=manifest.get("engine"), backend=manifest.get("backend"),
                 dataset=manifest.get("dataset"))
 

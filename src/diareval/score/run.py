@@ -90,6 +90,8 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
             state, problem = "unreadable status file", f"not scored: {exc}"
         row = dict(config=config, uri=uri, model=setting.get("model"),
                    max_speakers=setting.get("max_speakers"), status=state, scored=False)
+        if setting.get("snr") is not None:  # an SNR level of the run (run --snr)
+            row["snr"] = float(setting["snr"])
         if problem:
             row["note"] = problem
         elif row["status"] != "complete":

@@ -28,6 +28,7 @@ PRICES_PER_HOUR: dict[str, float] = {
 }
 MODELS: tuple[str, ...] = tuple(PRICES_PER_HOUR)
 DEFAULT_MODEL = "universal-streaming-english"
+DEFAULT_NOISE = "pink"  # the noise of an SNR level when none is named
 
 
 def check_model(model: str) -> str:
@@ -64,6 +65,33 @@ def parse_max_speakers(text: str | int | None | Iterable) -> list[int | None]:
     return values
 
 
+def check_snr(value: Any) -> float:
+    """``value`` as a finite number of dB, else a ConfigError naming it."""
+    import math
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"SNR {value!r} is not a number of dB") from None
+    if not math.isfinite(level):
+        raise ConfigError(f"SNR {value!r} must be a finite number of dB")
+    return level + 0.0  # -0.0 -> 0.0: one name per level
+
+
+def parse_snr(text: str | float | None | Iterable) -> list[float | None]:
+    """``"30,0"`` (or ``[30, 0]``, or ``10``) -> ``[30.0, 0.0]``; None -> ``[None]`` (clean)."""
+    if text is None:
+        return [None]
+    if isinstance(text, (int, float)):
+        items: list[Any] = [text]
+    elif isinstance(text, str):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+    else:
+        items = list(text)
+    if not items:
+        raise ConfigError("snr needs at least one level (dB)")
+    return list(dict.fromkeys(check_snr(item) for item in items))
+
+
 def _streaming_parameters_class():
     from assemblyai.streaming.v3 import StreamingParameters
     return StreamingParameters
@@ -88,15 +116,26 @@ class StreamConfig:
 
     ``speaker_labels`` is always on (diarization is what diareval measures).
     ``name`` is filesystem-safe and readable, e.g.
-    ``universal-streaming-english__max-speakers-none``.
+    ``universal-streaming-english__max-speakers-none``. ``snr`` (dB; None = the clean
+    recordings): the session streams the recording mixed with ``noise`` (white, pink,
+    babble or a folder; default pink) at that SNR (``diareval.datasets.add_noise``); the
+    name ends in ``__snr-<level>``. Neither is a v3 parameter: the URL is unchanged.
     """
 
     model: str
     max_speakers: int | None = None
     params: tuple[tuple[str, Any], ...] = field(default=())
+    snr: float | None = None
+    noise: str | None = None
 
     def __post_init__(self):
         check_model(self.model)
+        if self.snr is not None:
+            snr = check_snr(self.snr)
+            object.__setattr__(self, "snr", snr)
+            object.__setattr__(self, "noise", str(self.noise or DEFAULT_NOISE))
+        elif self.noise is not None:
+            raise ConfigError(f"noise {self.noise!r} without an SNR level")
         if self.max_speakers is not None and not 1 <= int(self.max_speakers) <= 10:
             raise ConfigError(f"max_speakers {self.max_speakers} is out of range 1..10")
         known = set(parameter_names())
@@ -116,6 +155,8 @@ class StreamConfig:
         parts = [self.model, f"max-speakers-{speakers}"]
         parts += [f"{_slug(key)}-{_slug(value)}" for key, value in self.params
                   if not (key == "speaker_labels" and value is True)]
+        if self.snr is not None:
+            parts.append(f"snr-{self.snr:g}")  # report.split_snr reads it back
         return "__".join(parts)
 
     @property
@@ -141,9 +182,13 @@ class StreamConfig:
         return build_url(host, self.streaming_parameters(sample_rate))
 
     def to_json(self) -> dict:
-        """Name, model, max_speakers and params, as run.json records them."""
-        return {"name": self.name, "model": self.model, "max_speakers": self.max_speakers,
-                "params": dict(self.params)}
+        """Name, model, max_speakers and params (and snr, noise if set), as run.json records
+        them."""
+        entry = {"name": self.name, "model": self.model, "max_speakers": self.max_speakers,
+                 "params": dict(self.params)}
+        if self.snr is not None:
+            entry.update(snr=self.snr, noise=self.noise)
+        return entry
 
 
 class ParamGrid(tuple):
@@ -153,9 +198,11 @@ class ParamGrid(tuple):
 
 
 def make_configs(models: Iterable[str] | str, max_speakers: Any = None,
-                 params: Mapping[str, Any] | None = None) -> list[StreamConfig]:
+                 params: Mapping[str, Any] | None = None, snr: Any = None,
+                 noise: str | None = None) -> list[StreamConfig]:
     """The cross product models x max_speakers x the values of every :class:`ParamGrid`
-    parameter (in the order given), each with the other ``params``."""
+    parameter x the ``snr`` levels (:func:`parse_snr`; None = clean audio only), in the
+    order given, each with the other ``params`` (and ``noise``, default pink)."""
     import itertools
     if isinstance(models, str):
         models = [models]
@@ -165,11 +212,17 @@ def make_configs(models: Iterable[str] | str, max_speakers: Any = None,
     names = sorted(params or {})
     choices = [list(dict.fromkeys(params[n])) if isinstance(params[n], ParamGrid)
                else [params[n]] for n in names]
+    levels = parse_snr(snr)
+    if noise is not None and levels == [None]:
+        raise ConfigError(f"noise {noise!r} without SNR levels (pass snr=, CLI --snr)")
     configs = []
     for model in dict.fromkeys(models):
         for speakers in parse_max_speakers(max_speakers):
             for values in itertools.product(*choices):
-                configs.append(StreamConfig(model, speakers, tuple(zip(names, values))))
+                for level in levels:
+                    configs.append(StreamConfig(model, speakers, tuple(zip(names, values)),
+                                                snr=level, noise=noise if level is not None
+                                                else None))
     return configs
 
 

@@ -199,7 +199,9 @@ async def run_async(dataset, *, yes: bool = False, confirm: Callable[[str], bool
     with ExitStack() as stack:
         host = plan.host
         if plan.backend == "local" and not host and todo:
-            server, plan = await _start_local_server(plan, announce)
+            # with SNR levels the server loads the noisy copies too (plan.for_local_server)
+            server, served = await _start_local_server(plan.for_local_server(), announce)
+            plan = replace(plan, api_key=served.api_key)
             stack.callback(server.stop)
             host = server.url
         rundir = plan.rundir
@@ -219,7 +221,10 @@ def run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english"
     ``dataset``: a folder, a registered name (``diareval.datasets.load``) or a list of
     Recordings. ``models`` x ``max_speakers`` (``"none,2,4"`` or ``[None, 2, 4]``; None =
     not sent) are the configurations; ``params`` adds other v3 parameters (any name the
-    SDK's ``StreamingParameters`` knows). ``backend``: "assemblyai" (key from
+    SDK's ``StreamingParameters`` knows); ``snr`` (``[30, 0]`` or ``"30,0"``, dB) makes
+    each configuration one per SNR level (``__snr-<level>``), streaming the recordings
+    mixed with ``noise`` (default pink) at that level (same uris and references; the noise
+    figure of ``diareval.report`` draws them). ``backend``: "assemblyai" (key from
     ASSEMBLYAI_API_KEY only) or "local" (a local server process with ``engine``, default
     "oracle"); None = assemblyai if the key is set, else local. ``speed`` > 1 (local only)
     streams faster than real time. Other options (:func:`plan_run`): ``chunk_seconds``
