@@ -204,8 +204,9 @@ def test_param_grid_configurations():
     assert len({c.name for c in configs}) == 4
 
 
-def test_run_snr_levels_one_run_each(tmp_path, monkeypatch, capsys):
-    """run --snr 0,10: the noisy dataset at each level, in RUN_DIR/snr-<level>."""
+def test_run_snr_levels_are_one_run(tmp_path, monkeypatch, capsys):
+    """run --snr 0,10: one run whose configurations are the levels (``snr=[0, 10]``) of the
+    clean dataset; the noisy dataset's options name the clean one."""
     import diareval.stream
 
     calls = []
@@ -220,15 +221,22 @@ def test_run_snr_levels_one_run_each(tmp_path, monkeypatch, capsys):
             return 0
 
     def fake_run(dataset, **kwargs):
-        calls.append((dataset, kwargs["dataset_options"], kwargs["run_dir"]))
+        calls.append((dataset, kwargs["dataset_options"], kwargs["run_dir"], kwargs.get("snr"),
+                      kwargs.get("noise")))
         return Result()
 
     monkeypatch.setattr(diareval.stream, "run", fake_run)
     assert cli_main(["run", "--backend", "local", "--snr", "0,10", "--noise", "white",
                      "--dataset-options", '{"minutes": 0.5}', "--run-dir",
                      str(tmp_path / "g")]) == 0
-    assert [(d, o["snr"], o["noise"], o["dataset"], o["minutes"], Path(r).name)
-            for d, o, r in calls] == [("noisy", 0.0, "white", "synthetic", 0.5, "snr-0"),
-                                      ("noisy", 10.0, "white", "synthetic", 0.5, "snr-10")]
-    assert f"compare {tmp_path / 'g'}" in capsys.readouterr().out
+    assert calls == [("synthetic", {"minutes": 0.5}, str(tmp_path / "g"), [0.0, 10.0],
+                      "white")]
+    calls.clear()
+    assert cli_main(["run", "--backend", "local", "--snr", "5", "--dataset", "noisy",
+                     "--dataset-options", '{"dataset": "ami", "noise": "babble", "snr": 3}',
+                     "--run-dir", str(tmp_path / "h")]) == 0
+    assert calls == [("ami", {}, str(tmp_path / "h"), [5.0], "babble")]
+    calls.clear()
+    assert cli_main(["run", "--backend", "local", "--run-dir", str(tmp_path / "i")]) == 0
+    assert calls[0][0] == "synthetic" and calls[0][3:] == (None, None)
     assert cli_main(["run", "--backend", "local", "--snr", "x"]) == 2

@@ -30,7 +30,8 @@ class LoadedRun:
 
 
 def _open_run(path: str | Path) -> list[LoadedRun]:
-    """The run at ``path`` (or, for a folder of runs such as ``run --snr``'s, each run in it).
+    """The run at ``path`` (or, for a folder of runs such as an older ``run --snr``'s, one
+    run per level in ``snr-<level>/``, each run in it).
 
     The only function of compare and report that touches the run directory, through
     :class:`diareval.rundir.RunDir` (``run.json``, ``scores/``, ``figures/``) plus the
