@@ -19,7 +19,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "scored under different conventions or on different recordings are "
                     "refused.")
     parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="scored run directories (or a folder of runs, e.g. an older run --snr's)")
+                        help="scored run directories (or a folder of runs, e.g. an older "
+                             "run --snr's)")
     parser.add_argument("--baseline", metavar="CONFIG",
                         help="the configuration the others are compared with (its id as "
                              "printed, or its config name when unique; default: the first)")
