@@ -807,6 +807,7 @@ async def run_async(dataset, *, models: Iterable[str] | str = ("universal-stream
                     announce: Callable[[str], None] = print, _install_sigint: bool = False,
                     **options) -> RunResult:
     """The asyncio form of :func:`run` (same arguments)."""
+    workers = options.pop("workers", None)  # the local server's engine processes
     plan = plan_run(dataset, models=models, max_speakers=max_speakers, backend=backend,
                     run_dir=run_dir, concurrency=concurrency, resume=resume, speed=speed,
                     announce=announce, **options)
@@ -829,7 +830,8 @@ async def run_async(dataset, *, models: Iterable[str] | str = ("universal-stream
                 start_server_process, engine=plan.engine, dataset=plan.server_dataset,
                 dataset_options=plan.dataset_options,
                 engine_options=plan.engine_options, api_keys=(plan.api_key,),
-                lookahead_seconds=300.0 if plan.speed == 1.0 else None, port=0)
+                lookahead_seconds=300.0 if plan.speed == 1.0 else None, port=0,
+                workers=workers)
             stack.callback(server.stop)
             host = server.url
         plan.run_dir.mkdir(parents=True, exist_ok=True)
@@ -855,7 +857,9 @@ def run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english"
     ``max_starts_per_minute`` (default: none for local, 5 for AssemblyAI = Free tier),
     ``max_attempts``, ``max_rejections``, ``retry_backoff``, ``reject_backoff`` ((base, cap)
     s), ``terminate_timeout``, ``interrupt_timeout``, ``host``, ``engine``,
-    ``engine_options``, ``seed``, ``progress``, ``confirm``, ``announce``, ``dataset_options``
+    ``engine_options``, ``workers`` (the local server's engine processes: ``serve --workers``;
+    default one per core for the baseline), ``seed``, ``progress``, ``confirm``, ``announce``,
+    ``dataset_options``
     (keyword arguments of ``diareval.datasets.load``, e.g. ``{"subset": "dev"}`` for AMI or
     ``{"n_speakers": 4, "minutes": 10}`` for synthetic; the local server and ``score`` load
     the dataset with the same options).
