@@ -41,7 +41,7 @@ from websockets.http11 import Request, Response
 from diareval.errors import ConfigError
 from diareval.server import protocol as proto
 from diareval.server.engines.base import Engine, EngineError, EngineFactory, SessionParams
-from diareval.server.workers import WorkerPool
+from diareval.server.workers import RemoteEngine, WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -434,13 +434,13 @@ class LocalServer:
         session.session_id = begin["id"]
         outbox.message(begin)
         runner = _SessionRunner(self, ws, session, outbox, params, engine)
-        if hasattr(engine, "on_death"):  # a worker process that dies ends the session now
+        if isinstance(engine, RemoteEngine):  # its worker dying ends the session at once
             engine.on_death = lambda exc: runner._fail_in_order(exc.code, str(exc))
         try:
             await runner.run()
         finally:
-            if hasattr(engine, "close"):
-                engine.close()
+            if isinstance(engine, RemoteEngine):
+                engine.close()  # the worker forgets the session
 
 
 async def _discard_frames(ws: ServerConnection) -> None:

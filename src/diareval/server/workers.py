@@ -36,21 +36,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import math
 import multiprocessing
 import os
 import queue
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from diareval.errors import ConfigError, DiarevalError
 from diareval.server.engines.base import EngineError, SessionParams
+from diareval.server.worker_process import worker_main
 
-METHODS = ("feed", "force_endpoint", "update_configuration", "finish")
+logger = logging.getLogger(__name__)
 
 
 def usable_cpus() -> int:
@@ -74,81 +74,6 @@ def default_workers(engine: str) -> int:
     only replays references and gains nothing from processes."""
     return 0 if engine == "oracle" else usable_cpus()
 
-
-# --- the worker process ----------------------------------------------------------------------
-
-def _error_reply(sid, exc: BaseException) -> tuple:
-    code = exc.code if isinstance(exc, EngineError) else None
-    return ("error", sid, code, type(exc).__name__, str(exc),
-            "".join(traceback.format_exception(exc)))
-
-
-def _session_thread(engine, sid, jobs: queue.Queue, reply) -> None:
-    while True:
-        job = jobs.get()
-        if job is None:
-            return
-        method, args = job
-        try:
-            messages = getattr(engine, method)(*args)
-            reply(("ok", sid, list(messages), time.process_time()))
-        except Exception as exc:  # reported to the server, which ends the session
-            reply(_error_reply(sid, exc))
-
-
-def worker_main(conn, engine: str, options: dict) -> None:
-    """The body of one worker process: build the factory, then serve sessions until
-    ``("stop",)`` or until the server's end of ``conn`` closes."""
-    from diareval.server.engines import make_engine_factory
-
-    lock = threading.Lock()
-
-    def reply(message: tuple) -> None:
-        with lock:
-            try:
-                conn.send(message)
-            except (OSError, EOFError):  # the server is gone; the main loop ends too
-                pass
-
-    try:
-        factory = make_engine_factory(engine, **options)
-    except Exception as exc:
-        reply(("failed", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))))
-        return
-    reply(("ready", os.getpid()))
-    engines: dict = {}
-    jobs: dict[Any, queue.Queue] = {}
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            break
-        kind = message[0]
-        if kind == "stop":
-            break
-        sid = message[1]
-        if kind == "open":
-            try:
-                session_engine = factory(message[2])
-            except Exception as exc:
-                reply(_error_reply(sid, exc))
-                continue
-            jobs[sid] = queue.Queue()
-            threading.Thread(target=_session_thread, daemon=True, name=f"session-{sid}",
-                             args=(session_engine, sid, jobs[sid], reply)).start()
-            del session_engine  # the session's thread owns it, and drops it when told to
-            reply(("ok", sid, None, time.process_time()))
-        elif kind == "call":
-            if sid in jobs and message[2] in METHODS:
-                jobs[sid].put((message[2], message[3]))
-            else:
-                reply(_error_reply(sid, EngineError(f"no session {sid} / method {message[2]}")))
-        elif kind == "drop" and sid in jobs:
-            jobs.pop(sid).put(None)
-    os._exit(0)  # daemon session threads (and library threads) die with the process
-
-
-# --- the server side ---------------------------------------------------------------------------
 
 class WorkerDied(EngineError):
     """The worker process running a session's engine exited: the session ends with 3005."""
@@ -386,7 +311,7 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
-        """Process ids of the live workers."""
+        """Process ids of the live workers (replacements included once spawned)."""
         return [w.process.pid for w in self.workers if w.alive]
 
     # --- sessions --------------------------------------------------------------------------
@@ -466,6 +391,9 @@ class WorkerPool:
         if not was_alive:  # close() stopped it
             worker.ready.cancel()
             return
+        # replaced only if it had started: an engine that cannot start must not respawn forever
+        had_started = worker.ready.done() and not worker.ready.cancelled() and \
+            worker.ready.exception() is None
         with contextlib.suppress(ValueError):
             worker.process.join(0.05)  # reap it (its exit code goes into the error text)
             if worker.process.exitcode is None:  # not yet: reap it in the background
@@ -485,8 +413,15 @@ class WorkerPool:
                     engine.on_death(error)
         worker.sessions.clear()
         worker.outbox.put(None)
-        if not self._closing and worker in self.workers:
-            self.deaths += 1
+        self.deaths += 1
+        logger.warning("engine worker %d (pid %s) exited: %s", worker.index,
+                       worker.process.pid, error)
+        if had_started and not self._closing and worker in self.workers:
             self.workers.remove(worker)
             worker.conn.close()
-            self._spawn()  # a replacement; it takes sessions once ready
+            replacement = self._spawn()  # it takes sessions once ready
+            replacement.ready.add_done_callback(self._replacement_started)
+
+    def _replacement_started(self, ready: asyncio.Future) -> None:
+        if not ready.cancelled() and ready.exception() is not None:
+            logger.error("a replacement engine worker failed to start: %s", ready.exception())
