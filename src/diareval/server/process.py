@@ -85,7 +85,7 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
                          lookahead_seconds: float | None = 300.0,
                          max_session_seconds: float = 10800,
                          faults: FaultConfig | None = None, host: str = "127.0.0.1",
-                         port: int = 0, startup_timeout: float = 120.0,
+                         port: int = 0, startup_timeout: float = 300.0,
                          compression: str | None = None,
                          workers: int | None = None) -> ServerProcess:
     """Start ``python -m diareval serve`` in a child process and wait for its URL.

@@ -333,6 +333,9 @@ class WorkerPool:
         except BaseException:
             worker.sessions.discard(sid)
             self._engines.pop(sid, None)
+            self._pending.pop(sid, None)
+            if worker.alive:  # cancelled while the worker builds it: forget it there too
+                worker.send(("drop", sid))
             raise
         self.stats.append(engine.stats)
         return engine
