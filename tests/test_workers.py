@@ -313,3 +313,22 @@ def test_run_passes_workers_to_the_local_server(tmp_path, monkeypatch, folder):
     assert code == 0 and seen == [2]
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["dataset"]
+
+
+@pytest.mark.baseline
+def test_the_baseline_through_a_worker_gives_the_in_process_messages(ami_excerpts):
+    """The heavy engine in a spawned worker (models loaded there): the same messages as in
+    this process for the first 12 s of an excerpt (unpaced, so wall time plays no part)."""
+    pytest.importorskip("faster_whisper")
+    from diareval.datasets import load
+    audio = next(r for r in load(ami_excerpts) if r.uri == "trn08").load_audio()[:16000 * 12]
+
+    async def once(factory):
+        async with LocalServer(factory, api_keys=(KEY,), lookahead_seconds=None) as server:
+            _, code = await stream(server.url, audio)
+            return code, _engine_messages(server.sessions[0])
+    code_a, in_process = run(once(make_engine_factory("baseline")), timeout=300)
+    code_b, worker = run(once(WorkerPool("baseline", {}, workers=1)), timeout=300)
+    assert code_a == code_b == 1000
+    assert any(m["type"] == "Turn" and m["words"] for m in in_process)
+    assert worker == in_process
