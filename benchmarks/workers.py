@@ -32,10 +32,35 @@
 
 The machine is shared (2 cores, other jobs): the load average is printed before and after.
 
-Recorded 2026-12-02 on the shared 2-core machine (load average see below), the first 30 s of
-the 11 AMI excerpts (../shared/data/ami-excerpts), `python benchmarks/workers.py`:
+Recorded 2026-12-02 14:37-14:46 UTC on the shared 2-core machine, the first 30 s of the 11
+AMI excerpts (../shared/data/ami-excerpts), `python benchmarks/workers.py`. The load average
+was 6.2 at the start (the lowest seen in an hour of waiting; 9-17 most of the time) and
+13.8 at the end: other jobs had about five runnable processes per core, so this process and
+its workers got well under the two cores the comparison needs:
 
-(table pending)
+| workers | sessions | worst lag (s) | median lag (s) | RTF per session | front-end CPU s per audio s |
+|---|---|---|---|---|---|
+| 1 | 1 | 0.38 | 0.38 | 0.175 | 0.0176 |
+| 1 | 2 | 1.78 | 1.64 | 0.169 | 0.0163 |
+| 1 | 3 | 2.10 | 1.71 | 0.123 | 0.0151 |
+| 2 | 1 | 0.41 | 0.41 | 0.179 | 0.0178 |
+| 2 | 2 | 2.91 | 2.90 | 0.171 | 0.0158 |
+| 2 | 3 | 2.19 | 1.30 | 0.126 | 0.0155 |
+
+sessions held at real time (worst lag < 0.5 s): 1 worker 1, 2 workers 1 (2 workers hold as
+many as 1, not more: with ~14 runnable processes on 2 cores a second worker process gets no
+second core). GIL experiment (2 sessions of 30 s, unpaced, 3 repeats, shortest): 2 threads
+26.2 s, 2 processes 24.1 s, 1 process alone 14.6 s, so the machine gave 2 x 14.6 / 24.1 =
+1.21 cores of 2 (too loaded: g is a lower bound here); g = 26.2 / 24.1 - 1 = 0.09 (0.03 from
+the medians). Projection to 16 cores from g = 0.09: threads of one process at most
+1 / (0.09 + 0.91 / 16) = 6.9x one core (never beyond 1 / g = 11x), i.e. about 7 sessions
+at the 1-session-per-core rate held here; 16 workers about 16 sessions, far below what the
+front end carries (0.0176 CPU s per audio s including the test clients: about 56 sessions
+per front-end core). On an idle machine each core holds more sessions (the baseline's RTF
+0.12-0.18 per session; `benchmarks/engine.py`: 4 real-time sessions on 2 cores with a worst
+lag of 0.17 s), and the projection scales by that per-core count: 16 workers hold 16 x what
+one worker holds, threads of one process at most 6.9x (less if g is larger, as the load
+here can only hide GIL contention, never add it).
 """
 
 from __future__ import annotations
