@@ -51,7 +51,7 @@ sessions held at real time (worst lag < 0.5 s): 1 worker 1, 2 workers 1 (2 worke
 many as 1, not more: with ~14 runnable processes on 2 cores a second worker process gets no
 second core). GIL experiment (2 sessions of 30 s, unpaced, 3 repeats, shortest): 2 threads
 26.2 s, 2 processes 24.1 s, 1 process alone 14.6 s, so the machine gave 2 x 14.6 / 24.1 =
-1.21 cores of 2 (too loaded: g is a lower bound here); g = 26.2 / 24.1 - 1 = 0.09 (0.03 from
+1.21 cores of 2 (too loaded for a firm number); g = 26.2 / 24.1 - 1 = 0.09 (0.03 from
 the medians). Projection to 16 cores from g = 0.09: threads of one process at most
 1 / (0.09 + 0.91 / 16) = 6.9x one core (never beyond 1 / g = 11x), i.e. about 7 sessions
 at the 1-session-per-core rate held here; 16 workers about 16 sessions, far below what the
@@ -59,8 +59,9 @@ front end carries (0.0176 CPU s per audio s including the test clients: about 56
 per front-end core). On an idle machine each core holds more sessions (the baseline's RTF
 0.12-0.18 per session; `benchmarks/engine.py`: 4 real-time sessions on 2 cores with a worst
 lag of 0.17 s), and the projection scales by that per-core count: 16 workers hold 16 x what
-one worker holds, threads of one process at most 6.9x (less if g is larger, as the load
-here can only hide GIL contention, never add it).
+one worker holds, threads of one process at most 6.9x. g here is rough: with under two
+cores given, contention is hidden (g too low); a GIL holder the OS preempts makes the other
+thread wait (g too high). Re-run on a quiet machine for a firm number.
 """
 
 from __future__ import annotations
