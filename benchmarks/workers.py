@@ -273,7 +273,7 @@ def main(argv=None) -> int:
           f"{gil['g_median']:.2f})")
     if gil["parallelism"] < 1.6:
         print("  (the machine gave less than 1.6 cores to two processes: too loaded to tell "
-              "threads from processes; g is underestimated)")
+              "threads from processes; g is not reliable)")
     amdahl = 1.0 / (g + (1.0 - g) / cores)
     front = max(r["front_cpu_per_audio_s"] for w in (1, 2) for r in rows[w])
     per_worker = max(h1, h2 / 2)
