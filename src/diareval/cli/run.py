@@ -59,6 +59,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="oracle", help="local server engine (default oracle)")
     parser.add_argument("--engine-options", default=None, metavar="JSON",
                         help="local engine options as a JSON object")
+    parser.add_argument("--workers", type=at_least(int, 0), default=None, metavar="N",
+                        help="local server only: engine worker processes (0 = threads of the "
+                             "server process; default one per core for the baseline, 0 for "
+                             "the oracle)")
     parser.add_argument("--host", default=None,
                         help="service host (default streaming.assemblyai.com; e.g. "
                              "streaming.eu.assemblyai.com)")
@@ -132,6 +136,8 @@ def _run_one(args: argparse.Namespace, dataset, dataset_options: dict, run_dir,
         options.update(snr=snr, noise=noise)
     if engine_options is not None:
         options["engine_options"] = engine_options
+    if args.workers is not None:
+        options["workers"] = args.workers
     try:
         result = run(dataset, models=args.models or [DEFAULT_MODEL],
                      max_speakers=args.max_speakers, backend=args.backend,

@@ -272,5 +272,5 @@ def noise_sweep(recordings: list[Recording], snrs: list[float], noise: str = "pi
 
 
 __all__ = ["NOISE_KINDS", "add_noise", "babble_noise", "derived_name", "folder_noise",
-           "load_noise_levels", "load_noisy", "make_noise", "measure_snr", "mix_at_snr", "noise_sweep",
-           "pink_noise", "white_noise"]
+           "load_noise_levels", "load_noisy", "make_noise", "measure_snr", "mix_at_snr",
+           "noise_sweep", "pink_noise", "white_noise"]
