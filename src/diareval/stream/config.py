@@ -28,7 +28,6 @@ PRICES_PER_HOUR: dict[str, float] = {
 }
 MODELS: tuple[str, ...] = tuple(PRICES_PER_HOUR)
 DEFAULT_MODEL = "universal-streaming-english"
-DEFAULT_NOISE = "pink"  # the noise of an SNR level when none is named
 
 
 def check_model(model: str) -> str:
@@ -63,6 +62,9 @@ def parse_max_speakers(text: str | int | None | Iterable) -> list[int | None]:
         if value not in values:
             values.append(value)
     return values
+
+
+DEFAULT_NOISE = "pink"  # the noise of an SNR level when none is named
 
 
 def check_snr(value: Any) -> float:
