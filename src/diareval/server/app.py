@@ -418,7 +418,8 @@ class LocalServer:
             self._fail(outbox, session, exc.code, str(exc))
             return
         session.accepted = True
-        begin = proto.begin_message(time.time() + self.max_session_seconds)
+        begin = proto.begin_message(time.time() + self.max_session_seconds,
+                                    configuration=proto.session_configuration(params))
         session.session_id = begin["id"]
         outbox.message(begin)
         runner = _SessionRunner(self, ws, session, outbox, params, engine)
@@ -521,7 +522,11 @@ class _SessionRunner:
         inactivity = self.params.inactivity_timeout
         while not self.done:
             now = time.monotonic()
-            if now >= expires:
+            if now >= expires:  # Termination too (the messages page), then Error + 3008
+                self.done = True
+                if not self.outbox.closing:
+                    self.outbox.message(proto.termination_message(
+                        self.session.audio_seconds, now - self.session.started))
                 self._fail(proto.SESSION_EXPIRED,
                            "Session Expired: Maximum session duration exceeded")
                 return
