@@ -380,6 +380,9 @@ def main(argv=None) -> int:
                         help='dataset loader options, JSON object (e.g. mixtures: {"folder": ...})')
     parser.add_argument("--options", default="{}", help="baseline options, JSON object")
     parser.add_argument("--max-speakers", type=int, default=None)
+    parser.add_argument("--model", default="universal-streaming-english",
+                        help="speech_model of the sessions (its family decides the message "
+                             "shapes: word grid, U3 Pro partials and finals)")
     parser.add_argument("--concurrent", type=int, default=0,
                         help="also run N real-time sessions at once (wall-clock, ~35 s)")
     parser.add_argument("--json", default=None, help="write the summary here")
@@ -394,7 +397,8 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     factory = make_engine_factory("baseline", **options)
     load_seconds = time.monotonic() - t0
-    params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers)
+    params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers,
+                           speech_model=args.model)
     # warm-up (first calls allocate), not timed
     from diareval.stream.offline import stream_offline
     stream_offline(factory, recordings[0], params)

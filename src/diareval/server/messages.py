@@ -14,10 +14,12 @@ Sources: PROTOCOL.md (the API spec, the docs and the ``assemblyai`` SDK 1.8.x mo
   Turn of a session with ``speaker_labels`` (a letter, ``"UNKNOWN"`` or null).
   :func:`turn_keys` is that rule as a key set.
 - **Word** (:func:`word_message`): ``text, start, end`` (integer ms from the stream start),
-  ``confidence, word_is_final``, and ``speaker`` when the engine gives one.
+  ``confidence, word_is_final``, and ``speaker`` when the engine gives one and the word is
+  final. Times on the family's word grid (:meth:`ModelFamily.on_grid`).
 - **SpeakerRevision** (:func:`speaker_revision`, :func:`revision_entry`):
   ``{"type": "SpeakerRevision", "revisions": [{"turn_order", "speaker_label", "words"}]}``.
-- **SpeechStarted** (:func:`speech_started`), **Begin**, **Termination**, **Error**.
+- **SpeechStarted** (:func:`speech_started`), **Begin** (with ``configuration``:
+  :func:`session_configuration`), **Termination**, **Error**.
 - **Speaker letters** (:func:`label`, :class:`SpeakerLetters`): "A" .. "Z", "AA", "AB", ...
   in order of first use.
 - **Model families** (:data:`MODEL_FAMILIES`, :func:`model_family`): every model the SDK's

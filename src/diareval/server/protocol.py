@@ -25,8 +25,9 @@ What the local server does where the sources are thin or disagree (issue 13; PRO
 * **speaker_labels_revision_interval_ms.** The SDK 1.8.2 model declares it
   ``Optional[int] = Field(None, ge=0)`` and its ``SpeakerRevisionEvent`` docstring says
   revisions come "once per offline-recluster resolve"; the SpeakerRevision announcement
-  describes one message at the end of the stream. Neither says what 0 means nor gives a
-  minimum; third-party code treats 0 as off and refuses values under 120000. The local
+  describes one message at the end of the stream (the SDK itself refuses a negative value
+  before connecting, and sends the field as a query parameter like the others). Neither
+  says what 0 means nor gives a minimum; third-party code treats 0 as off and refuses values under 120000. The local
   server validates as the SDK does (an integer >= 0, else 3006), treats 0 (and absence) as
   "only the end-of-stream revision", accepts any positive value (no 120000 floor, so tests
   can use seconds) and, without ``speaker_labels``, ignores it. Time is audio time: a
