@@ -276,3 +276,27 @@ def test_final_revision_only_lists_turns_still_wrong(conversations):
     for order, index, _ in engine._emitted:
         speaker = engine._turn_decision[index].reference_speaker
         assert labels[order] == own[speaker]
+
+
+# --- the vocabulary's per-family rules ----------------------------------------------------------
+
+def test_vocabulary_u3_final_is_formatted_with_confidence_one_and_partials_say_utterance():
+    params = SessionParams(speaker_labels=True, speech_model="universal-3-5-pro")
+    word = say.word_message("hi", 0, 80, 0.9, False, "A")
+    assert "speaker" not in word  # per-word speaker: final words only
+    partial = say.turn_message(params, turn_order=0, words=[word], end_of_turn=False,
+                               speaker_label="A")
+    assert partial["utterance"] == "" and partial["transcript"] == ""
+    final = say.turn_message(params, turn_order=0, words=[say.word_message("hi", 0, 80, 0.9,
+                                                                           True, "A")],
+                             end_of_turn=True, formatted=False, end_of_turn_confidence=0.6)
+    assert final["turn_is_formatted"] is True and final["end_of_turn_confidence"] == 1.0
+    us = SessionParams(speaker_labels=True, language_detection=True)
+    final = say.turn_message(us, turn_order=0, words=[], end_of_turn=True,
+                             end_of_turn_confidence=0.6)
+    assert final["turn_is_formatted"] is False and final["end_of_turn_confidence"] == 0.6
+    assert (final["language_code"], final["language_confidence"]) == ("en", 1.0)
+    assert "utterance" not in say.turn_message(us, turn_order=0, words=[], end_of_turn=False)
+    begin = say.begin_message(5, "x", say.session_configuration(params))
+    assert begin == {"type": "Begin", "id": "x", "expires_at": 5,
+                     "configuration": {"model": "universal-3-5-pro"}}
