@@ -33,12 +33,17 @@ DEFAULT_MODEL = "universal-streaming-english"
 FALLBACK_PRICE_PER_HOUR = max(p for p in PRICES_PER_HOUR.values() if p is not None)
 
 
-def check_model(model: str) -> str:
-    """``model``; a name diareval does not know is passed through with a warning (the service
-    decides: the docs add models faster than the SDK does). ConfigError for a non-name."""
+def check_model(model: str, known_only: bool = False) -> str:
+    """``model``; a name diareval does not know is passed through with a warning (the real
+    service decides: the docs add models faster than the SDK does), or, with ``known_only``
+    (the local server, whose engines must know a model's message style), a ConfigError
+    naming the known ones. ConfigError for a non-name."""
     if not isinstance(model, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model):
         raise ConfigError(f"speech model {model!r} is not a model name; known: "
                           f"{', '.join(MODELS)}")
+    if model not in SPEECH_MODEL_TABLE and known_only:
+        raise ConfigError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)} "
+                          "(the local server knows these; AssemblyAI gets any name)")
     if model not in SPEECH_MODEL_TABLE:
         message = (f"speech model {model!r} is not one diareval knows ({', '.join(MODELS)}); "
                    "passing it to the service as is")
@@ -183,13 +188,15 @@ class StreamConfig:
 
 
 def make_configs(models: Iterable[str] | str, max_speakers: Any = None,
-                 params: Mapping[str, Any] | None = None) -> list[StreamConfig]:
-    """The cross product models x max_speakers (in the order given), each with ``params``."""
+                 params: Mapping[str, Any] | None = None,
+                 known_only: bool = False) -> list[StreamConfig]:
+    """The cross product models x max_speakers (in the order given), each with ``params``;
+    ``known_only``: an unknown model is an error (:func:`check_model`)."""
     if isinstance(models, str):
         models = [models]
     models = list(models) or [DEFAULT_MODEL]
     for model in models:
-        check_model(model)
+        check_model(model, known_only)
     extra = tuple(sorted((params or {}).items()))
     configs = []
     for model in dict.fromkeys(models):

@@ -171,8 +171,9 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
     """Validate every argument of :func:`~diareval.stream.run` (the same keywords, same
     defaults) and load the dataset; writes nothing. ``announce`` says which backend the
     default chose."""
-    configs = make_configs(models, max_speakers, params)
     backend = resolve_backend(backend, announce)
+    # the local server's engines must know a model's message style; AssemblyAI gets any name
+    configs = make_configs(models, max_speakers, params, known_only=backend == "local")
     check_chunk_seconds(chunk_seconds)
     if concurrency is None:
         concurrency = default_concurrency(backend if host is None else "remote", engine)
