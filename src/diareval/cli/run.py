@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime, timezone
+from pathlib import Path
 
 from diareval.cli._args import at_least, json_object
 from diareval.datasets import DEFAULT_DATASET
+from diareval.errors import ConfigError
 from diareval.stream.config import DEFAULT_MODEL, MODELS
 
 
@@ -27,8 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "run", help="stream a dataset through the service (or the local server) and log it",
         description="Stream every recording of a dataset through every configuration "
-                    "(models x max_speakers) in real time and log every message. Writes "
-                    "RUN_DIR/run.json and RUN_DIR/sessions/<config>/<uri>.jsonl|.json.")
+                    "(models x max_speakers x --param values; --snr: one run per noise "
+                    "level) in real time and log every message. Writes RUN_DIR/run.json "
+                    "and RUN_DIR/sessions/<config>/<uri>.jsonl|.json.")
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="a folder of audio + RTTM, or a registered dataset name (ami, "
                              f"synthetic, noisy, mixtures); default {DEFAULT_DATASET!r}: "
@@ -44,12 +48,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(default: none), e.g. none,2,4")
     parser.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
                         help="another v3 streaming parameter for every configuration (value "
-                             "parsed as JSON if it can be), e.g. --param format_turns=true")
+                             "parsed as JSON if it can be), e.g. --param format_turns=true; "
+                             "repeat a NAME with other values for a grid (one configuration "
+                             "per value)")
+    parser.add_argument("--snr", default=None, metavar="LIST",
+                        help="comma-separated SNR levels in dB, e.g. 0,10,20: one run per level "
+                             "of the dataset mixed with --noise (the noisy dataset), in "
+                             "RUN_DIR/snr-<level>/; compare or report RUN_DIR")
+    parser.add_argument("--noise", default="pink",
+                        help="noise of --snr: white, pink, babble or a folder (default pink)")
     parser.add_argument("--backend", choices=("assemblyai", "local"),
                         help="default: assemblyai if ASSEMBLYAI_API_KEY is set, else local")
     parser.add_argument("--engine", default="oracle", help="local server engine (default oracle)")
     parser.add_argument("--engine-options", default=None, metavar="JSON",
                         help="local engine options as a JSON object")
+    parser.add_argument("--workers", type=at_least(int, 0), default=None, metavar="N",
+                        help="local server only: engine worker processes (0 = threads of the "
+                             "server process; default one per core for the baseline, 0 for "
+                             "the oracle)")
     parser.add_argument("--host", default=None,
                         help="service host (default streaming.assemblyai.com; e.g. "
                              "streaming.eu.assemblyai.com)")
@@ -80,27 +96,69 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _params(pairs: list[tuple[str, object]]) -> dict:
+    """``--param`` pairs -> params; a NAME given with several values is a ParamGrid."""
+    from diareval.stream.config import ParamGrid
+    values: dict[str, list] = {}
+    for name, value in pairs:
+        if value not in values.setdefault(name, []):
+            values[name].append(value)
+    return {name: v[0] if len(v) == 1 else ParamGrid(v) for name, v in values.items()}
+
+
+def _snr_levels(text: str) -> list[float]:
+    try:
+        levels = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(f"--snr needs comma-separated numbers of dB, got {text!r}") from None
+    if not levels:
+        raise ConfigError("--snr needs at least one level")
+    return list(dict.fromkeys(levels))
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``diareval.stream.run`` with the parsed options, print the summary, score the run
-    (unless ``--no-score``); exit code 1 when a session is not complete."""
+    (unless ``--no-score``); exit code 1 when a session is not complete. With ``--snr``:
+    one such run per SNR level of the noisy dataset, in ``RUN_DIR/snr-<level>/``."""
+    dataset_options = json_object(args.dataset_options, "--dataset-options")
+    if args.snr is None:
+        return _run_one(args, args.dataset, dataset_options, args.run_dir)
+    if args.dataset == "noisy":  # the noisy dataset's own options name the clean one
+        base, options = dataset_options.pop("dataset", "synthetic"), dataset_options
+    else:
+        base, options = args.dataset, dataset_options
+    grid = Path(args.run_dir) if args.run_dir else \
+        Path("runs") / f"{Path(str(base).rstrip('/')).name}-snr-" \
+        f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    code = 0
+    for level in _snr_levels(args.snr):
+        print(f"SNR {level:g} dB ({args.noise} noise):")
+        noisy = dict(options, dataset=base, noise=args.noise, snr=level)
+        code = max(code, _run_one(args, "noisy", noisy, grid / f"snr-{level:g}"))
+    print(f"compare the levels: python -m diareval compare {grid}")
+    return code
+
+
+def _run_one(args: argparse.Namespace, dataset, dataset_options: dict, run_dir) -> int:
     from diareval.stream import run
 
     engine_options = json_object(args.engine_options, "--engine-options") \
         if args.engine_options else None
-    dataset_options = json_object(args.dataset_options, "--dataset-options")
-    if args.yes and args.dataset == "ami":
+    if args.yes and (dataset == "ami" or dataset_options.get("dataset") == "ami"):
         dataset_options.setdefault("yes", True)  # --yes also confirms the AMI audio download
-    options = dict(params=dict(args.param), host=args.host, engine=args.engine,
+    options = dict(params=_params(args.param), host=args.host, engine=args.engine,
                    max_starts_per_minute=args.max_starts_per_minute,
                    chunk_seconds=args.chunk_ms / 1000.0, max_attempts=args.max_attempts,
                    terminate_timeout=args.terminate_timeout, seed=args.seed,
                    progress=not args.no_progress, dataset_options=dataset_options)
     if engine_options is not None:
         options["engine_options"] = engine_options
+    if args.workers is not None:
+        options["workers"] = args.workers
     try:
-        result = run(args.dataset, models=args.models or [DEFAULT_MODEL],
+        result = run(dataset, models=args.models or [DEFAULT_MODEL],
                      max_speakers=args.max_speakers, backend=args.backend,
-                     run_dir=args.run_dir, concurrency=args.concurrency, resume=args.resume,
+                     run_dir=run_dir, concurrency=args.concurrency, resume=args.resume,
                      yes=args.yes, speed=args.speed, **options)
     except KeyboardInterrupt as exc:
         if exc.args:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import threading
@@ -40,6 +41,7 @@ from websockets.http11 import Request, Response
 from diareval.errors import ConfigError
 from diareval.server import protocol as proto
 from diareval.server.engines.base import Engine, EngineError, EngineFactory, SessionParams
+from diareval.server.workers import RemoteEngine, WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -194,11 +196,15 @@ class LocalServer:
     much of their per-chunk CPU;
     ``"deflate"`` accepts it.
 
+    ``engine_factory``: an EngineFactory (engines run in threads of this process), or a
+    :class:`~diareval.server.workers.WorkerPool` (engines run in worker processes; the
+    server starts the pool before listening and stops it after its last session).
+
     Use ``async with LocalServer(...) as server`` in asyncio code, or
     ``with LocalServer(...).running_in_thread() as server`` from synchronous code.
     """
 
-    def __init__(self, engine_factory: EngineFactory, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, engine_factory: EngineFactory | WorkerPool, host: str = "127.0.0.1", port: int = 0,
                  api_keys: tuple[str, ...] | list[str] | None = None,
                  lookahead_seconds: float | None = 300.0, max_session_seconds: float = 10800,
                  faults: FaultConfig | None = None, auth_rejection: str = "close",
@@ -234,6 +240,8 @@ class LocalServer:
 
     async def start(self) -> "LocalServer":
         """Bind and start serving; ``url`` is valid afterwards."""
+        if isinstance(self.engine_factory, WorkerPool):
+            await self.engine_factory.start()
         self._server = await serve(self._handle, self.host, self.port,
                                    process_request=self._process_request,
                                    process_response=self._process_response,
@@ -249,6 +257,8 @@ class LocalServer:
             self._stopping = True  # open sessions end with 1001 "going away"
             self._server.close()
             await self._server.wait_closed()
+        if isinstance(self.engine_factory, WorkerPool):
+            await self.engine_factory.close()
 
     async def __aenter__(self) -> "LocalServer":
         return await self.start()
@@ -407,8 +417,10 @@ class LocalServer:
         self._accepted_at = [t for t in self._accepted_at if t > session.started - 60.0]
         self._accepted_at.append(session.started)
         try:
-            # In a worker thread: building an engine may load models; other sessions keep pace.
-            engine = await asyncio.to_thread(self.engine_factory, params)
+            if isinstance(self.engine_factory, WorkerPool):
+                engine = await self.engine_factory.open_session(params)
+            else:  # in a thread: building an engine may load models; others keep pace
+                engine = await asyncio.to_thread(self.engine_factory, params)
         except BaseException as exc:
             self._accepted -= 1  # refused (or cancelled) sessions do not count
             with contextlib.suppress(ValueError):
@@ -423,7 +435,13 @@ class LocalServer:
         session.session_id = begin["id"]
         outbox.message(begin)
         runner = _SessionRunner(self, ws, session, outbox, params, engine)
-        await runner.run()
+        if isinstance(engine, RemoteEngine):  # its worker dying ends the session at once
+            engine.on_death = lambda exc: runner._fail_in_order(exc.code, str(exc))
+        try:
+            await runner.run()
+        finally:
+            if isinstance(engine, RemoteEngine):
+                engine.close()  # the worker forgets the session
 
 
 async def _discard_frames(ws: ServerConnection) -> None:
@@ -455,7 +473,8 @@ class _SessionRunner:
     async def _call(self, method, *args) -> list[dict]:
         if self.engine.blocking:
             return await asyncio.to_thread(method, *args)
-        return method(*args)
+        result = method(*args)
+        return await result if inspect.isawaitable(result) else result  # worker engines
 
     def _send_all(self, messages: list[dict]) -> None:
         if self.outbox.closing:  # an error already ended the session

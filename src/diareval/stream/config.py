@@ -187,21 +187,32 @@ class StreamConfig:
                 "params": dict(self.params)}
 
 
+class ParamGrid(tuple):
+    """Several values of one v3 parameter (``params={"x": ParamGrid([a, b])}``):
+    :func:`make_configs` makes one configuration per value (a plain list stays one value,
+    e.g. ``keyterms_prompt``)."""
+
+
 def make_configs(models: Iterable[str] | str, max_speakers: Any = None,
                  params: Mapping[str, Any] | None = None,
                  known_only: bool = False) -> list[StreamConfig]:
-    """The cross product models x max_speakers (in the order given), each with ``params``;
-    ``known_only``: an unknown model is an error (:func:`check_model`)."""
+    """The cross product models x max_speakers x the values of every :class:`ParamGrid`
+    parameter (in the order given), each with the other ``params``; ``known_only``: an
+    unknown model is an error (:func:`check_model`)."""
+    import itertools
     if isinstance(models, str):
         models = [models]
     models = list(models) or [DEFAULT_MODEL]
     for model in models:
         check_model(model, known_only)
-    extra = tuple(sorted((params or {}).items()))
+    names = sorted(params or {})
+    choices = [list(dict.fromkeys(params[n])) if isinstance(params[n], ParamGrid)
+               else [params[n]] for n in names]
     configs = []
     for model in dict.fromkeys(models):
         for speakers in parse_max_speakers(max_speakers):
-            configs.append(StreamConfig(model, speakers, extra))
+            for values in itertools.product(*choices):
+                configs.append(StreamConfig(model, speakers, tuple(zip(names, values))))
     return configs
 
 
