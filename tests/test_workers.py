@@ -23,7 +23,7 @@ from diareval.datasets import load_folder
 from diareval.errors import DiarevalError
 from diareval.server import LocalServer, start_server_process
 from diareval.server.engines import make_engine_factory
-from diareval.server.synthetic import write_synthetic_dataset
+from fixtures import write_synthetic_dataset
 from diareval.server.workers import WorkerPool, default_workers, usable_cpus
 
 KEY = "test-key"

@@ -216,12 +216,14 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
     """Validate every argument of :func:`~diareval.stream.run` (the same keywords, same
     defaults) and load the dataset (and its noisy copies at each ``snr`` level); writes
     nothing. ``announce`` says which backend the default chose."""
-    configs = make_configs(models, max_speakers, params, snr=snr, noise=noise)
     if snr is not None and str(dataset) == "noisy":
         raise ConfigError("snr= mixes the noise itself: pass the clean dataset (e.g. "
                           "'synthetic', or the noisy dataset's own dataset option) with "
                           "noise=, not the 'noisy' dataset")
     backend = resolve_backend(backend, announce)
+    # the local server's engines must know a model's message style; AssemblyAI gets any name
+    configs = make_configs(models, max_speakers, params, snr=snr, noise=noise,
+                           known_only=backend == "local")
     check_chunk_seconds(chunk_seconds)
     if concurrency is None:
         concurrency = default_concurrency(backend if host is None else "remote", engine)
