@@ -70,6 +70,17 @@ class BaselineConfig:
     grow_overlap_only: bool = True  # ... only where another speaker is active too
     grow_threshold: float = 0.5  # mean activity (of both) that counts as speaking there
     refine_changes: float = 0.3  # s around a change of speaker where the grid places it
+    # A turn in progress ends where the speaker changes without a pause (labelling.
+    # speaker_change on the online grid): each side needs this much speech (s; 0: off).
+    change_min_run: float = 0.6
+    # Narrow-band audio (bandwidth.BandwidthMeter: nothing above 4 kHz, as on a phone line)
+    # shrinks CAM++ distances between speakers; there, and wherever max_speakers is given,
+    # a merge of the re-clustering tree down to split_floor is undone too when both sides
+    # hold split_min_points embeddings (a smaller side joins the closest cluster).
+    narrow_db: float = -45.0  # energy above 4 kHz under this (dB of 300-3400 Hz): narrow-band
+    narrow_delta_new: float = 0.46  # delta_new there (0.55 mapped by the distances' shift; 0: unchanged)
+    split_floor: float = 0.38  # cosine distance (0: no such splits)
+    split_min_points: int = 10
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":

@@ -97,11 +97,20 @@ class Diarizer:
         self.speech_at: int | None = None  # sample: end of the last one
         self.previous: _Previous | None = None
         self.windows: list[Window] = []
+        # the re-clustering splits down to split_floor (recluster.cut_tree) on narrow-band
+        # audio (set by the engine from its bandwidth.BandwidthMeter) or with max_speakers given
+        self.narrow = False
+        self.hinted = max_speakers < MAX_GLOBAL
 
     @property
     def max_speakers(self) -> int:
         """The cap on global speakers (``max_speakers``, else MAX_GLOBAL)."""
         return self.clustering.config.max_speakers
+
+    @property
+    def split(self) -> bool:
+        """Whether the re-clustering undoes merges down to ``split_floor`` too."""
+        return self.narrow or self.hinted
 
     def speech_cells(self, c0: int, c1: int) -> np.ndarray:
         """Segmentation speech (bool) per cell of [c0, c1): the long ``speech_window``
