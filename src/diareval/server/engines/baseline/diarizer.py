@@ -97,6 +97,9 @@ class Diarizer:
         self.speech_at: int | None = None  # sample: end of the last one
         self.previous: _Previous | None = None
         self.windows: list[Window] = []
+        # their embeddings as the re-clustering takes them, kept up to date as windows come
+        from diareval.server.engines.baseline.recluster import SessionPoints
+        self.points = SessionPoints(config.rho_update)
 
     @property
     def max_speakers(self) -> int:
