@@ -39,9 +39,12 @@ def _window(first_cell: int, embeddings: list, means: list, mapping: dict, cells
 
 def _full_walk(windows, config, max_speakers, max_points):
     """The re-clustering as it was before SessionPoints: collect every window's points at
-    every call (the reference the incremental store must equal)."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+    every call (the reference the incremental store must equal). The tree is cut by the
+    engine's own ``cut_tree`` (no split floor), so only the collection of points differs."""
+    from scipy.cluster.hierarchy import linkage
     from scipy.optimize import linear_sum_assignment
+
+    from diareval.server.engines.baseline.recluster import cut_tree
 
     points, owners = [], []
     for index, window in enumerate(windows):
@@ -53,8 +56,8 @@ def _full_walk(windows, config, max_speakers, max_points):
     if len(points) > max_points:
         keep = np.linspace(0, len(points) - 1, max_points).astype(int)
         points, owners = points[keep], [owners[i] for i in keep]
-    labels = fcluster(linkage(points, method="average", metric="cosine"),
-                      t=config.offline_threshold, criterion="distance")
+    labels = cut_tree(linkage(points, method="average", metric="cosine"), points,
+                      config.offline_threshold, max_speakers)
     clusters = sorted(set(labels))
     centroids = np.stack([points[labels == c].mean(axis=0) for c in clusters])
     online_ids = sorted({g for w in windows for g in w.mapping.values()})
