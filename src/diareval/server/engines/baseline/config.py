@@ -40,6 +40,14 @@ class BaselineConfig:
     continuity: float = 0.6  # activity overlap (IoU) linking a local speaker to the previous window's
     refresh_steps: int = 0  # a linked local speaker is re-embedded after this many windows
     recent_seconds: float = 0.0  # a linked local speaker silent this long in the window is not re-embedded (0: off)
+    # A local speaker whose embedding frames are nearly those an embedding of the previous
+    # window was computed from (Jaccard overlap of the absolute fbank frames at least this)
+    # takes that embedding instead of a new one: a speaker who stopped talking keeps the
+    # same last 2 s window after window (0: off; CAM++ is the engine's main cost). 0.75:
+    # CPU -10 to -18% on calls and mixtures, DER unchanged within 0.003 revised (issue 16,
+    # benchmarks/engine.py); 0.6 also skips a talking speaker's every other window: DER
+    # on the excerpts 0.2945 -> 0.3134.
+    reuse_embeddings: float = 0.75
     # A word's speaker at the end-of-stream revision: among the speakers whose mean
     # activity over the word is at least this share of the top one's, the one with most
     # activity where the windows' embeddings came from (grid.SpeakerGrid); negative:
@@ -70,6 +78,17 @@ class BaselineConfig:
     grow_overlap_only: bool = True  # ... only where another speaker is active too
     grow_threshold: float = 0.5  # mean activity (of both) that counts as speaking there
     refine_changes: float = 0.3  # s around a change of speaker where the grid places it
+    # A turn in progress ends where the speaker changes without a pause (labelling.
+    # speaker_change on the online grid): each side needs this much speech (s; 0: off).
+    change_min_run: float = 0.6
+    # Narrow-band audio (bandwidth.BandwidthMeter: nothing above 4 kHz, as on a phone line)
+    # shrinks CAM++ distances between speakers; there, and wherever max_speakers is given,
+    # a merge of the re-clustering tree down to split_floor is undone too when both sides
+    # hold split_min_points embeddings (a smaller side joins the closest cluster).
+    narrow_db: float = -45.0  # energy above 4 kHz under this (dB of 300-3400 Hz): narrow-band
+    narrow_delta_new: float = 0.46  # delta_new there (0.55 mapped by the distances' shift; 0: unchanged)
+    split_floor: float = 0.38  # cosine distance (0: no such splits)
+    split_min_points: int = 10
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":

@@ -6,7 +6,11 @@
 2. the frames drive the turns (``turns.TurnBuilder``): when a turn starts, grows and ends,
    and its words from Whisper tiny.en (``asr``, ``words.Word``);
 3. every ``step`` s, the diarization window (``diarizer.Diarizer``: segmentation-3.0 ->
-   CAM++ embeddings -> incremental clustering -> the session's 20 ms speaker grid);
+   CAM++ embeddings -> incremental clustering -> the session's 20 ms speaker grid); after
+   it, a turn in progress also ends where the grid shows the speaker changing without a
+   pause (``labelling.Labeller.change``, ``TurnBuilder.split``); the speech frames' band
+   (``bandwidth.BandwidthMeter``) says whether the audio is narrow-band (a phone line),
+   where the clustering's new-speaker decisions are calibrated differently;
 4. final words are stretched over the speech next to them (``words.snap``) and labelled
    (``labelling.Labeller``: word and turn speakers, changes of speaker, overlapped speech;
    live re-clustering in ``recluster``);
@@ -35,6 +39,7 @@ from diareval.errors import ConfigError
 from diareval.server import messages as say
 from diareval.server.engines.base import Engine, SessionParams
 from diareval.server.engines.baseline import midsession, revision
+from diareval.server.engines.baseline.bandwidth import BandwidthMeter
 from diareval.server.engines.baseline.buffer import AudioBuffer
 from diareval.server.engines.baseline.config import (MAX_GLOBAL, MAX_LIVE_POINTS,  # noqa: F401
                                                      MAX_OFFLINE_POINTS, VAD_FRAME, BaselineConfig)
@@ -91,6 +96,7 @@ class BaselineEngine(Engine):
             cap = params.max_speakers or MAX_GLOBAL
             self.diarizer = Diarizer(self.config, self.models, cap)
             self.labeller = Labeller(self.config, self.diarizer, self.audio)
+            self.bandwidth = BandwidthMeter(self.config.narrow_db)
         self.next_step = int(self.config.step * SAMPLE_RATE)
         self.letters = say.SpeakerLetters()
         # turn_order -> the final Turn as the client has it (as sent, revisions applied)
@@ -122,9 +128,19 @@ class BaselineEngine(Engine):
         for p in self.vad(audio):
             self.vad_probs.append(float(p))
             frame_end = len(self.vad_probs) * VAD_FRAME
+            if self.diarize and p >= self.config.vad_threshold:
+                self.bandwidth.accept(self.audio.audio(frame_end - VAD_FRAME, frame_end))
+                if self.bandwidth.narrow and not self.diarizer.narrow:
+                    self.diarizer.narrow = True
+                    if self.config.narrow_delta_new > 0:
+                        self.diarizer.clustering.config.delta_new = self.config.narrow_delta_new
+            stepped = False
             while self.diarize and self.next_step <= frame_end:
                 self.diarizer.step(self.next_step, self.audio, self.vad_probs)
                 self.next_step += int(self.config.step * SAMPLE_RATE)
+                stepped = True
+            if stepped and self.turns.start is not None:
+                messages += self._say(self._speaker_change(frame_end))
             event = self.turns.on_frame(float(p), frame_end, self.audio.start, self.received)
             if event is not None:
                 messages += self._say(event)
@@ -177,6 +193,14 @@ class BaselineEngine(Engine):
         return messages
 
     # ------------------------------------------------------------------ blocks
+
+    def _speaker_change(self, frame_end: int) -> TurnEnd | None:
+        """The turn in progress ends where the speaker changed without a pause, if the
+        grid shows such a change (``labelling.Labeller.change``)."""
+        change = self.labeller.change(self.turns.words_from / SAMPLE_RATE, frame_end / SAMPLE_RATE)
+        if change is None:
+            return None
+        return self.turns.split(int(change * SAMPLE_RATE), frame_end, self.received)
 
     def _decode(self, start: int, end: int) -> list[Word]:
         """Words of audio [start, end) (samples), absolute times."""
@@ -240,7 +264,8 @@ class BaselineEngine(Engine):
     def _say_final(self, event: TurnEnd) -> list[dict]:
         words = list(event.words)
         if self.config.snap_words:
-            words = snap(words, self._speech, self.config.max_snap, self.received / SAMPLE_RATE)
+            words = snap(words, self._speech, self.config.max_snap, self.received / SAMPLE_RATE,
+                         event.bounds)
         if self.diarize:
             turn = self.labeller.final(words)
         else:

@@ -9,7 +9,9 @@ change speaker the change moves to where the grid's activity of the two crosses
 (:func:`turn_speaker`); a turn with under ``unknown_below`` s of speech is unknown. The
 outer words of each run of one speaker's words then stretch over the grid cells where
 that speaker and another one are active at once (:func:`grow_runs`): Whisper gives one
-word stream, and this is how the words come to hold overlapped speech.
+word stream, and this is how the words come to hold overlapped speech. While a turn is
+spoken, :func:`speaker_change` finds where its speaker changes without a pause on the
+online grid (``change_min_run`` s of each side), and the engine ends the turn there.
 """
 
 from __future__ import annotations
@@ -125,6 +127,44 @@ def grow_runs(words: Sequence[Word], speakers: list | None, grid: SpeakerGrid | 
     return out
 
 
+def speaker_change(activity: np.ndarray, covered: np.ndarray, threshold: float,
+                   min_run: float, flicker: float = 0.2) -> int | None:
+    """Where the newest speaker took over, as a cell of ``activity`` (cells x speakers: the
+    grid's mean activity over a turn so far; ``covered``: cells some window saw), or None.
+
+    A cell's speaker is the most active one where that activity reaches ``threshold``
+    (else nobody); runs of one speaker shorter than ``flicker`` s count as nobody. The
+    newest speaker's run (pauses inside it allowed) must hold ``min_run`` s of speech and
+    end within 0.5 s of the newest covered cell, after a run of another speaker holding
+    ``min_run`` s too. The change is the newest run's first cell, or the middle of the
+    pause between the two runs."""
+    if len(activity) == 0 or not covered.any():
+        return None
+    top = activity.max(axis=1)
+    who = np.where((top >= threshold) & covered, activity.argmax(axis=1), -1)
+    for first, last, s in speaker_runs(list(who)):
+        if s >= 0 and (last - first + 1) * GRID < flicker:
+            who[first:last + 1] = -1
+    speaking = np.flatnonzero(who >= 0)
+    if len(speaking) == 0 or (np.flatnonzero(covered)[-1] - speaking[-1]) * GRID > 0.5:
+        return None
+    i = int(speaking[-1])
+    newest, cells, first_new = who[i], 0, i
+    while i >= 0 and who[i] in (newest, -1):
+        if who[i] == newest:
+            cells, first_new = cells + 1, i
+        i -= 1
+    if i < 0 or cells * GRID < min_run:
+        return None
+    before, last_before, cells = who[i], i, 0
+    while i >= 0 and who[i] in (before, -1):
+        cells += int(who[i] == before)
+        i -= 1
+    if cells * GRID < min_run:
+        return None
+    return (last_before + 1 + first_new) // 2 if first_new > last_before + 1 else first_new
+
+
 def turn_speaker(words: Sequence[Word], speakers: list | None):
     """The speaker with most word time (each word counts at least 20 ms), or None."""
     totals: dict = {}
@@ -162,6 +202,17 @@ class Labeller:
         speakers = word_speakers(words, self.diarizer.grid, self.config.min_word_run)
         return speakers, turn_speaker(words, speakers)
 
+    def change(self, start: float, end: float) -> float | None:
+        """The time (s) in [start, end) where the speaker changes without a pause on the
+        online grid (:func:`speaker_change`, ``change_min_run``), or None."""
+        cfg = self.config
+        if cfg.change_min_run <= 0 or end - start < 2 * cfg.change_min_run:
+            return None
+        c0, c1 = max(0, int(round(start / GRID))), int(round(end / GRID))
+        activity, covered = self.diarizer.grid.mean_activity(c0, c1)
+        cell = speaker_change(activity, covered, cfg.speaker_threshold, cfg.change_min_run)
+        return None if cell is None else (c0 + cell) * GRID
+
     def final(self, words: list[Word]) -> LabelledTurn:
         """Speakers of a final turn (see the module docstring)."""
         cfg, diarizer = self.config, self.diarizer
@@ -169,7 +220,8 @@ class Labeller:
         if cfg.live_recluster and words:
             grid = recluster.reclustered_grid(diarizer.windows, words[0].start, cfg,
                                               diarizer.max_speakers, diarizer.evidence_floor,
-                                              MAX_LIVE_POINTS)
+                                              MAX_LIVE_POINTS, diarizer.points,
+                                              split=diarizer.split)
         grid = diarizer.grid if grid is None else grid
         speakers = word_speakers(words, grid, cfg.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, cfg.refine_changes)

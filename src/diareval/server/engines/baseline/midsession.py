@@ -26,7 +26,8 @@ def session_grid(diarizer: Diarizer, config: BaselineConfig) -> SpeakerGrid | No
     can be re-clustered yet."""
     if not diarizer.clustering.centroids or not config.revise_offline:
         return None
-    mappings = recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers)
+    mappings = recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
+                                          points=diarizer.points, split=diarizer.split)
     if mappings is None:
         return None
     grid = SpeakerGrid(diarizer.grid.n_speakers, diarizer.evidence_floor)

@@ -3,7 +3,9 @@
 silero-vad's speech probability (one per 32 ms frame) drives the turns. A turn starts at
 speech and ends after ``max_turn_silence`` of silence, or after ``min_turn_silence`` when
 the transcript ends a sentence (the "confident" end of turn), or on ForceEndpoint /
-Terminate. Whisper decodes the turn as it grows (partials, at most every
+Terminate, or where the speaker changes without a pause (:meth:`TurnBuilder.split`; the
+engine finds the change on the speaker grid): the words before the change end the turn,
+the rest go on as the next one. Whisper decodes the turn as it grows (partials, at most every
 ``partial_interval`` s and at most every half of the turn's length, so the cost stays
 linear), then once more when it ends. :class:`TurnBuilder` says what happened as
 :class:`TurnStart`, :class:`TurnPartial` and :class:`TurnEnd` events; labelling and
@@ -18,6 +20,10 @@ from typing import Callable
 from diareval.constants import SAMPLE_RATE
 from diareval.server.engines.baseline.config import VAD_FRAME, BaselineConfig
 from diareval.server.engines.baseline.words import SENTENCE_END, Word, plain
+
+
+SPLIT_CONFIDENCE = 0.8  # end_of_turn_confidence of a turn ended by a change of speaker
+SPLIT_CONTEXT = 1.0  # s of audio before the change the next turn's decodes start with
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +47,27 @@ class TurnPartial:
 @dataclass(frozen=True, slots=True)
 class TurnEnd:
     """Turn ``order`` ended with ``words`` (unsnapped; possibly none, when partials were
-    already sent) and an end-of-turn confidence."""
+    already sent) and an end-of-turn confidence. ``bounds`` (s): where a change of speaker
+    ended the turn or began it (:meth:`TurnBuilder.split`), its words stay within them when
+    stretched over the speech around them (0 and None: no bound)."""
 
     order: int
     words: tuple[Word, ...]
     confidence: float
+    bounds: tuple[float, float | None] = (0.0, None)
 
 
 class _Turn:
     """The turn being spoken (mutable: it grows frame by frame)."""
 
-    __slots__ = ("order", "start", "last_speech", "decoded_at", "pause_checked", "partial_words",
-                 "pause_words", "pause_speech", "partials_sent")
+    __slots__ = ("order", "start", "words_from", "last_speech", "decoded_at", "pause_checked",
+                 "partial_words", "pause_words", "pause_speech", "partials_sent")
 
-    def __init__(self, order: int, start: int):
+    def __init__(self, order: int, start: int, words_from: int | None = None):
         self.order = order
-        self.start = start  # sample
+        self.start = start  # sample: decoding starts here
+        # sample: words centred before it belong to the previous turn (after a split)
+        self.words_from = start if words_from is None else words_from
         self.last_speech = start  # sample: end of the last speech frame
         self.decoded_at = start  # sample: audio end of the last partial decode
         self.pause_checked = False  # the current pause was already tested for a sentence end
@@ -109,7 +120,7 @@ class TurnBuilder:
                             decoded_to=frame_end if reuse is not None else None)
         if silence >= self.min_silence and not turn.pause_checked:
             turn.pause_checked = True
-            words = self.decode(turn.start, frame_end)
+            words = self._decode(turn, frame_end)
             turn.pause_words, turn.pause_speech = words, turn.last_speech
             if (words and SENTENCE_END.search(words[-1].text)
                     and words[-1].end - words[0].start >= cfg.min_confident_turn):
@@ -122,7 +133,7 @@ class TurnBuilder:
             return self.end(frame_end, 0.3, received)
         grown = (frame_end - turn.decoded_at) / SAMPLE_RATE
         if cfg.partials and speech and grown >= max(cfg.partial_interval, 0.5 * length):
-            return self._partial(self.decode(turn.start, frame_end), frame_end)
+            return self._partial(self._decode(turn, frame_end), frame_end)
         return None
 
     def _partial(self, words: list[Word], decoded_to: int) -> TurnPartial | None:
@@ -142,8 +153,42 @@ class TurnBuilder:
         turn.partials_sent += 1
         return TurnPartial(turn.order, tuple(words), tuple(finals))
 
+    @property
+    def words_from(self) -> int | None:
+        """Sample from which the turn in progress owns its words (None between turns)."""
+        return self.turn.words_from if self.turn is not None else None
+
+    def _decode(self, turn: _Turn, end: int) -> list[Word]:
+        """The turn's words to sample ``end``: decoded from its start, without the words
+        centred before ``words_from`` (the previous turn's, after a split)."""
+        return [w for w in self.decode(turn.start, end)
+                if (w.start + w.end) / 2 * SAMPLE_RATE >= turn.words_from]
+
+    def split(self, at: int, decoded_to: int, received: int) -> TurnEnd | None:
+        """The speaker changed at sample ``at`` without a pause: the turn in progress ends
+        with its words (decoded to ``decoded_to``) whose centre lies before ``at``, and goes
+        on as a new turn owning the words centred from ``at`` on (decoded from
+        ``SPLIT_CONTEXT`` s earlier). None (nothing changes) when no word lies before
+        ``at`` or none after it."""
+        turn = self.turn
+        if turn is None or at <= turn.words_from:
+            return None
+        words = self._decode(turn, decoded_to)
+        before = [w for w in words if (w.start + w.end) / 2 * SAMPLE_RATE < at]
+        after = words[len(before):]
+        if not before or not after:
+            return None
+        last_speech = turn.last_speech
+        ended = self.end(at, SPLIT_CONFIDENCE, received, words=before, decoded_to=decoded_to,
+                         split=True)
+        # the next turn decodes from a little before the change (Whisper needs the context
+        # to place the first word) and owns the words centred from the change on
+        self.turn = _Turn(self.next_order, max(turn.start, at - int(SPLIT_CONTEXT * SAMPLE_RATE)), at)
+        self.turn.last_speech = max(last_speech, at)
+        return ended
+
     def end(self, end: int, confidence: float, received: int, words: list[Word] | None = None,
-            decoded_to: int | None = None) -> TurnEnd | None:
+            decoded_to: int | None = None, split: bool = False) -> TurnEnd | None:
         """End the turn in progress at sample ``end`` (at most ``received``); ``words`` when
         already decoded to ``decoded_to``. None when there is no turn, or it holds no word
         and no partial announced it."""
@@ -153,9 +198,11 @@ class TurnBuilder:
         self.turn = None
         end = min(end, received)
         if words is None or decoded_to is None:
-            words = self.decode(turn.start, end)
+            words = self._decode(turn, end)
         words = [w for w in words if w.start < end / SAMPLE_RATE and plain(w.text).strip("'")]
         if not words and not turn.partials_sent:
             return None  # nothing recognised and nothing announced: no turn
         self.next_order = turn.order + 1
-        return TurnEnd(turn.order, tuple(words), float(confidence))
+        bounds = (turn.words_from / SAMPLE_RATE if turn.words_from > turn.start else 0.0,
+                  end / SAMPLE_RATE if split else None)
+        return TurnEnd(turn.order, tuple(words), float(confidence), bounds)
