@@ -98,6 +98,13 @@ after: DER 0.291, without revision 0.361, floor 0.259, RTF 0.258 (the last table
 0.305 / 0.359, session 5's packages): the turn splits and the band meter do not hurt
 wide-band read speech.
 
+``--model`` sets the sessions' speech_model (default universal-streaming-english); its family
+decides the message shapes (issue 13: Universal-Streaming word times on an 80 ms grid; U3 Pro one
+partial per pause and one formatted final). Measured 2026-12-02, main before vs after the shapes,
+same machine, ``--json``: universal-streaming-english DER 0.2945 -> 0.2945 (revised), 0.3176 ->
+0.3175 (as sent), floor 0.2731 -> 0.2732; universal-3-5-pro (its own turn defaults, 100 / 1000 ms)
+0.2999 -> 0.2999, 0.3264 -> 0.3264, 57 turns both.
+
 Recorded 2026-12-02 (session 5) on the shared 2-core machine, the 11 AMI excerpts of
 ../shared/data/ami-excerpts (30 s each, 246 s of reference speaker time, 39 s of it
 overlapped), `python benchmarks/engine.py --concurrent 4`:
@@ -457,6 +464,9 @@ def main(argv=None) -> int:
                         help='dataset loader options, JSON object (e.g. mixtures: {"folder": ...})')
     parser.add_argument("--options", default="{}", help="baseline options, JSON object")
     parser.add_argument("--max-speakers", type=int, default=None)
+    parser.add_argument("--model", default="universal-streaming-english",
+                        help="speech_model of the sessions (its family decides the message "
+                             "shapes: word grid, U3 Pro partials and finals)")
     parser.add_argument("--concurrent", type=int, default=0,
                         help="also run N real-time sessions at once (wall-clock, ~35 s)")
     parser.add_argument("--json", default=None, help="write the summary here")
@@ -471,7 +481,8 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     factory = make_engine_factory("baseline", **options)
     load_seconds = time.monotonic() - t0
-    params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers)
+    params = SessionParams(speaker_labels=True, max_speakers=args.max_speakers,
+                           speech_model=args.model)
     # warm-up (first calls allocate), not timed
     from diareval.stream.offline import stream_offline
     stream_offline(factory, recordings[0], params)

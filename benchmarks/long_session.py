@@ -6,9 +6,11 @@
 
 The AMI meetings users stream are 15-50 min long, while ``benchmarks/engine.py`` measures
 30 s excerpts and 90 s conversations. Some of the engine's work grows with the session:
-at every final Turn the live re-clustering (``live_recluster``) collects every embedding
-so far and re-builds the average-linkage tree (on at most 1000 of them), and the windows
-kept for the end-of-stream revision grow by two a second. This streams one long
+at every final Turn the live re-clustering (``live_recluster``) re-builds the
+average-linkage tree on the embeddings so far (at most 1000 of them; since issue 16 they
+are kept as the windows arrive instead of collected from every window, see
+``benchmarks/recluster_cost.py``), and the windows kept for the end-of-stream revision
+grow by two a second. This streams one long
 conversation (mixed from real LibriSpeech voices by ``diareval.datasets.mixtures``, 4
 speakers; or a recording of ``--dataset``, e.g. a folder of AMI meetings) through one engine in 50 ms chunks, back to back, and prints
 per block of ``--block`` minutes of audio:
@@ -44,6 +46,31 @@ embeddings; the tree itself is capped at 1000 points), about 1 s of CPU per minu
 audio at 30 min: it will matter for multi-hour sessions. The labels as sent are poor in the
 first minutes (0.50 in the first 5 min) and settle near 0.35; the revision is what brings
 the early blocks down.
+
+Issue 16 (item 4), 2026-12-02: the live re-clustering no longer walks every window kept
+(``recluster.SessionPoints`` keeps the embeddings as windows arrive, the recent windows'
+grid starts at their first cell instead of cell 0, word snapping reads only the VAD frames
+it needs); same messages as before (the clusters are the full walk's, exactly). Its cost
+per final turn against session length, model-free (``benchmarks/recluster_cost.py``):
+before 41 / 83 / 162 / 401 ms at 5 / 30 / 60 / 120 min, after 33 / 37 / 34 / 33 ms.
+`python benchmarks/long_session.py --minutes 120` (mixture seed 21, 4 speakers, with
+that code and reuse_embeddings off) was started at 13:57 on the shared 2-core machine
+under load 9-16 (8 helpers; this process got 10-15% of a core, so 120 min of audio needs
+about 3 h of wall time and it had not finished by the end of the session). Block RTF
+(CPU / audio, inflated by the contention: the same code measures 0.18-0.20 on a quieter
+machine) as it printed them:
+
+| audio up to (min) | 5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 |
+|---|---|---|---|---|---|---|---|---|---|
+| RTF of the block | 0.203 | 0.230 | 0.228 | 0.217 | 0.215 | 0.240 | 0.249 | 0.244 | 0.214 |
+
+RSS 1.17 GB at 30 min, 1.19 GB at 40 min (peak 2.9 GB while the 120-min mixture is built,
+before streaming). What the session keeps grows by about 90 MB an hour (windows: about
+7.7 KB each, two a second, 55 MB/h; the session grid 16 MB/h; embeddings for the
+re-clustering 8 MB/h; VAD probabilities and sent turns a few MB/h), so at the service's
+3-hour session cap (``max_session_duration_seconds`` 10800) it is under 300 MB above the
+models' ~0.9 GB. The block's own re-clustering ms per turn, windows and RSS are printed
+with each block now (stderr), so a partial run shows them too.
 """
 
 from __future__ import annotations
@@ -135,7 +162,9 @@ def main(argv=None) -> int:
                              1000 * (recluster["cpu"] - mark["cpu"]) / max(calls, 1),
                              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                              len(engine.windows)))
-                print(f"  {rows[-1][0]:5.1f} min  RTF {rows[-1][1]:.3f}", file=sys.stderr)
+                print(f"  {rows[-1][0]:5.1f} min  RTF {rows[-1][1]:.3f}  {rows[-1][2]} final turns  "
+                      f"re-clustering {rows[-1][3]:.0f} ms / turn  peak RSS {rows[-1][4]:.0f} MB  "
+                      f"{rows[-1][5]} windows", file=sys.stderr, flush=True)
                 block_cpu, block_turns, mark = 0.0, 0, dict(recluster)
         t0 = time.process_time()
         messages = engine.finish()

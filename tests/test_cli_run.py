@@ -91,7 +91,8 @@ def test_ami_excerpts_stream_concurrently_in_real_time_and_resume_streams_nothin
     assert "11 sessions: 11 complete, 11 of them already complete before (skipped)" in proc.stdout
     assert "starting the local server" not in proc.stdout
     assert {p.name: p.read_bytes() for p in session_dir.iterdir()} == before
-    assert wall < 10
+    assert wall < 30.0  # re-streaming any excerpt at real time would take 30 s; scoring and
+    # figures alone take a few seconds idle, more under load
 
 
 def test_default_dataset_is_generated_and_run_scores_it(tmp_path):

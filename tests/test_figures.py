@@ -5,7 +5,7 @@ the tables it was drawn from."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -164,17 +164,13 @@ def _seen_tables(scores):
 
 def test_der_seen_uses_the_tables_when_present(run):
     _, _, scores = run
-    assert report.der_seen_figure(scores) is None  # this RunScores has no der_seen yet
-    assert report.FIGURES["der_seen"](scores) is None
+    # score_run now writes der_seen: the figure is drawn from the run's own tables
+    assert not scores.der_seen.empty and report.FIGURES["der_seen"](scores) is not None
+    # a run without it (an older scorer's tables) draws nothing
+    assert report.der_seen_figure(replace(scores, der_seen=pd.DataFrame(),
+                                          der_seen_dataset=pd.DataFrame())) is None
     seen, pooled = _seen_tables(scores)
-
-    @dataclass(frozen=True, eq=False)
-    class WithSeen(RunScores):
-        der_seen: pd.DataFrame = field(default_factory=pd.DataFrame)
-        der_seen_dataset: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    extended = WithSeen(**scores.tables(), conventions=scores.conventions, der_seen=seen,
-                        der_seen_dataset=pooled)
+    extended = replace(scores, der_seen=seen, der_seen_dataset=pooled)
     axis = report.der_seen_figure(extended).axes[0]
     mine = [ln for ln in _labelled_lines(axis) if ln.get_linestyle() == "-"]
     assert len(mine) == len(CONFIGS)
@@ -374,8 +370,8 @@ def test_noise_figure_accuracy_from_the_turns(run):
 def test_registry_and_write_figures(run, tmp_path):
     root, _, scores = run
     drawn = {name: draw(scores) for name, draw in report.FIGURES.items()}
-    # no der_seen table, one SNR level, no reference words
-    absent = {"der_seen", "noise", "cpwer_over_time"}
+    # one SNR level, no reference words
+    absent = {"noise", "cpwer_over_time"}
     assert {n for n, f in drawn.items() if f is None} == absent
     for name, fig in drawn.items():
         if fig is not None:

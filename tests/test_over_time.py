@@ -217,3 +217,35 @@ def test_by_region_adds_up_to_session_der():
     total = der(ref, hyp, uem)
     assert regions["miss"].sum() + regions["false_alarm"].sum() + regions["confusion"].sum() == \
         pytest.approx(total.errors)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ref_tracks=tracks(["a", "b", "c"]),
+       hyp_tracks=tracks(["1", "2", "3", "UNKNOWN#7", "UNKNOWN#9"]),
+       uem_bounds=st.tuples(st.integers(0, 50), st.integers(100, 320)),
+       collar=st.sampled_from([0.0, 0.1, 0.25]), skip=st.booleans(),
+       mapping_on=st.sampled_from(["uem", "scored"]))
+def test_session_der_and_jer_from_the_intervals_equal_pyannote(ref_tracks, hyp_tracks, uem_bounds,
+                                                               collar, skip, mapping_on):
+    # score_session takes DER, its mapping and JER from one ElementaryIntervals; they must be
+    # what der_and_mapping() and jer() (pyannote.metrics) give
+    from diareval.score.der import der_and_mapping, jer
+    from diareval.score.over_time import ElementaryIntervals
+    ref = _supported(_annotation(ref_tracks))
+    hyp = _supported(_annotation(hyp_tracks, "h"))
+    uem = Timeline([Segment(uem_bounds[0] / 10, uem_bounds[1] / 10)])
+    conventions = Conventions(collar=collar, skip_overlap=skip, mapping_on=mapping_on)
+    ei = ElementaryIntervals(ref, hyp, uem, conventions, grid=[1.0, 2.0])
+    ours, mapping = ei.der_result()
+    theirs, their_mapping = der_and_mapping(ref, hyp, uem, conventions)
+    for name in ("reference_speech", "miss", "false_alarm", "unknown_speech"):
+        assert abs(getattr(ours, name) - getattr(theirs, name)) <= 1e-9, name
+    # a tie between optimal mappings may pick another mapping: then it must score the same
+    # co-occurrence; without a tie the confusion is the same
+    if mapping.as_dict() == their_mapping:
+        assert abs(ours.confusion - theirs.confusion) <= 1e-9
+        assert abs(ours.correct - theirs.correct) <= 1e-9
+    ours_jer, theirs_jer = ei.jer_result(), jer(ref, hyp, uem, conventions)
+    assert ours_jer.speaker_count == theirs_jer.speaker_count
+    if theirs_jer.speaker_count:
+        assert abs(ours_jer.speaker_error - theirs_jer.speaker_error) <= 1e-9

@@ -86,7 +86,10 @@ def test_sdk_receives_begin_turns_with_speaker_labels_and_termination(recordings
     for turn in finals:
         assert turn.words and all(w.word_is_final for w in turn.words)
         assert all(w.speaker == turn.speaker_label for w in turn.words)
-        assert all(isinstance(w.start, int) and w.start < w.end for w in turn.words)
+        # Universal-Streaming words sit on an 80 ms grid and some are zero-length (issue 13:
+        # the spec's "my" 2560-2560; this used to be start < end)
+        assert all(isinstance(w.start, int) and w.start <= w.end for w in turn.words)
+        assert all(w.start % 80 == 0 and w.end % 80 == 0 for w in turn.words)
     # The SDK sent its parameters as it always does (booleans as True/False) and they parsed.
     assert session.params.speaker_labels is True and session.params.max_speakers == 2
     assert session.params.speech_model == "universal-streaming-english"
@@ -185,3 +188,61 @@ def test_async_sdk_client_with_force_endpoint_and_set_params(recordings):
     received = server.sessions[0].received_messages
     assert {"type": "ForceEndpoint"} in received
     assert {"type": "UpdateConfiguration", "max_turn_silence": 2000} in received
+
+
+def test_sdk_gets_speaker_revisions_mid_session_with_universal_3_5_pro(recordings):
+    """Issue 13's acceptance test: the SDK 1.8.2 ``StreamingParameters`` has
+    ``speaker_labels_revision_interval_ms`` (int, ge=0) and sends it in the query; the local
+    server sends SpeakerRevision messages during the session, which reach the SDK's
+    callback while audio is still being streamed."""
+    import time
+
+    assert "speaker_labels_revision_interval_ms" in sdk.StreamingParameters.model_fields
+    recording = recordings[0]
+    factory = make_engine_factory("oracle", recordings=recordings, seed=4, uniform_p_wrong=0.5,
+                                  p_unknown_short=0.0, p_interval_revision=1.0)
+    server = LocalServer(factory, api_keys=None)
+    progress = {"sent": 0}
+    chunks = list(_chunks(recording.load_audio()))
+
+    def paced():  # about 8x real time: 100 ms chunks every 12.5 ms
+        for chunk in chunks:
+            time.sleep(0.0125)
+            progress["sent"] += 1
+            yield chunk
+
+    events: dict[str, list] = {"revision": [], "turn": [], "error": [], "termination": []}
+    at_revision: list[int] = []
+
+    def on_revision(c, e):
+        events["revision"].append(e)
+        at_revision.append(progress["sent"])
+
+    with server.running_in_thread():
+        client = sdk.StreamingClient(sdk.StreamingClientOptions(api_key="anything",
+                                                                api_host=server.url))
+        client.on(sdk.StreamingEvents.Turn, lambda c, e: events["turn"].append(e))
+        client.on(sdk.StreamingEvents.Error, lambda c, e: events["error"].append(e))
+        client.on(sdk.StreamingEvents.Termination,
+                  lambda c, e: events["termination"].append(e))
+        client.on(sdk.StreamingEvents.SpeakerRevision, on_revision)
+        client.connect(sdk.StreamingParameters(
+            sample_rate=16000, speech_model="universal-3-5-pro", speaker_labels=True,
+            speaker_labels_revision_interval_ms=5000))
+        client.stream(paced())
+        client.disconnect(terminate=True)
+    assert events["error"] == [] and len(events["termination"]) == 1
+    session = server.sessions[0]
+    assert session.query["speaker_labels_revision_interval_ms"] == "5000"
+    assert session.params.revision_interval_ms == 5000
+    sent = [m for m in session.sent_messages if m["type"] == "SpeakerRevision"]
+    assert len(events["revision"]) == len(sent) >= 2
+    # mid-session: while chunks were still to be sent
+    assert at_revision[0] < len(chunks)
+    finals = {t.turn_order: t for t in events["turn"] if t.end_of_turn}
+    assert all(t.turn_is_formatted and t.end_of_turn_confidence == 1.0 for t in finals.values())
+    for event in events["revision"]:
+        assert event.revisions
+        for item in event.revisions:
+            assert item.turn_order in finals  # only turns already sent
+            assert all(w.speaker == item.speaker_label for w in item.words)

@@ -106,9 +106,16 @@ def test_parse_query_accepts_sdk_and_docs_spellings():
     ("speaker_labels=yes", "speaker_labels must be true or false"),
     ("speaker_labels=true&max_speakers=0", "max_speakers must be in 1..10"),
     ("speaker_labels=true&max_speakers=11", "max_speakers must be in 1..10"),
-    ("max_speakers=2", "max_speakers needs speaker_labels=true"),
     ("speech_model=nano", "u3-rt-pro, universal-streaming-english"),
     ("encoding=opus", "pcm_s16le, pcm_mulaw"),
+    ("encoding=opus", "accepted by AssemblyAI but not supported by the local server"),
+    ("encoding=ogg_opus", "not supported by the local server"),
+    ("encoding=aac", "not supported by the local server"),
+    ("encoding=flac", "opus, ogg_opus, aac"),
+    ("speaker_labels=true&speaker_labels_revision_interval_ms=-1",
+     "speaker_labels_revision_interval_ms must be in >= 0"),
+    ("speaker_labels=true&speaker_labels_revision_interval_ms=1.5",
+     "speaker_labels_revision_interval_ms must be an integer"),
     ("sample_rate=-1", "sample_rate"),
     ("keyterms_prompt=a,b", "JSON list"),
     ("inactivity_timeout=2", "inactivity_timeout must be in 5..3600"),
@@ -116,6 +123,39 @@ def test_parse_query_accepts_sdk_and_docs_spellings():
 def test_parse_query_rejects_with_a_clear_message(query, needle):
     with pytest.raises(proto.ParamError, match=needle.replace(".", r"\.")):
         proto.parse_query(query)
+
+
+def test_max_speakers_and_revision_interval_without_speaker_labels_are_ignored():
+    # issue 13: the docs say max_speakers applies "only with speaker_labels"; none says the
+    # service refuses it (this used to be a 3006 here)
+    params = proto.parse_query("max_speakers=2&speaker_labels_revision_interval_ms=5000")
+    assert params.max_speakers is None and params.speaker_labels_revision_interval_ms is None
+    assert params.revision_interval_ms == 0 and params.extra == {}
+    with pytest.raises(proto.ParamError, match="max_speakers must be in 1..10"):
+        proto.parse_query("max_speakers=20")  # still validated
+
+
+def test_revision_interval_is_an_integer_at_least_zero_and_zero_is_off():
+    on = proto.parse_query("speaker_labels=true&speaker_labels_revision_interval_ms=5000")
+    assert on.speaker_labels_revision_interval_ms == 5000 and on.revision_interval_ms == 5000
+    off = proto.parse_query("speaker_labels=true&speaker_labels_revision_interval_ms=0")
+    assert off.speaker_labels_revision_interval_ms == 0 and off.revision_interval_ms == 0
+    assert proto.parse_query("speaker_labels=true").revision_interval_ms == 0
+
+
+def test_begin_carries_the_session_configuration():
+    async def main():
+        async with server() as srv:
+            ws = await connect(srv, "sample_rate=16000&speech_model=universal-3-5-pro"
+                                    "&mode=balanced")
+            begin = json.loads(await ws.recv())
+            await ws.close()
+            return begin
+    begin = run(main())
+    assert begin["type"] == "Begin"
+    assert begin["configuration"] == {"model": "universal-3-5-pro", "mode": "balanced"}
+    sdk = pytest.importorskip("assemblyai.streaming.v3.models")
+    assert sdk.BeginEvent(**begin).configuration.model == "universal-3-5-pro"
 
 
 def test_invalid_parameter_is_error_3006_after_upgrade():
@@ -299,6 +339,8 @@ def test_session_longer_than_max_is_3008():
             return messages, code, time.monotonic() - started
     messages, code, waited = run(main())
     assert code == 3008 and messages[-1]["error_code"] == 3008
+    # the messages page: the server sends Termination when the session ends (issue 13)
+    assert [m["type"] for m in messages[-2:]] == ["Termination", "Error"]
     assert "Maximum session duration exceeded" in messages[-1]["error"]
     assert 0.2 < waited < 2.0
 

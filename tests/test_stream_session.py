@@ -56,6 +56,21 @@ def test_url_comes_from_the_sdk_parameters():
     assert dict(parse_qsl(urlsplit(url).query))["keyterms_prompt"] == '["a b", "c"]'
 
 
+def test_every_known_model_has_one_price_from_the_one_table():
+    from diareval import constants
+    from diareval.server import messages as say
+    from diareval.stream.config import MODELS, PRICES_PER_HOUR
+    assert PRICES_PER_HOUR is constants.PRICES_PER_HOUR
+    assert set(MODELS) == set(say.MODEL_FAMILIES) >= {"universal-3-5-pro", "whisper-rt"}
+    assert "2026-03" in constants.PRICES_SOURCE
+    for model in MODELS:  # PROTOCOL.md: U3 Pro $0.45/h, Universal-Streaming $0.15/h
+        family = say.model_family(model)
+        expected = {say.U3_PRO: 0.45, say.UNIVERSAL_STREAMING: 0.15}.get(family)
+        assert PRICES_PER_HOUR[model] == expected
+        assert StreamConfig(model).price_per_hour == (expected or 0.45)
+    assert not StreamConfig("whisper-rt").price_known
+
+
 def test_headers_carry_the_key_and_the_url_never_does():
     headers = build_headers("secret-123")
     assert headers["Authorization"] == "secret-123"
@@ -64,9 +79,15 @@ def test_headers_carry_the_key_and_the_url_never_does():
 
 
 def test_bad_configuration_names_the_valid_choices():
-    with pytest.raises(ConfigError, match="u3-rt-pro, universal-streaming-english, "
-                                          "universal-streaming-multilingual"):
-        make_configs(["whisper-large"])
+    # issue 13: an unknown model is passed through to the service with a warning naming the
+    # known ones (it used to be refused here)
+    with pytest.warns(UserWarning, match="u3-rt-pro, universal-streaming-english, "
+                                         "universal-streaming-multilingual"):
+        configs = make_configs(["whisper-large"])
+    query = dict(parse_qsl(urlsplit(configs[0].url()).query))
+    assert query["speech_model"] == "whisper-large" and query["speaker_labels"] == "True"
+    with pytest.raises(ConfigError, match="not a model name"):
+        make_configs(["bad model"])
     with pytest.raises(ConfigError, match="1..10"):
         make_configs(["u3-rt-pro"], "0")
     with pytest.raises(ConfigError, match="not 'none' or an integer"):

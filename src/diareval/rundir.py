@@ -109,8 +109,10 @@ class RunManifest:
     (or by an older diareval) may leave out every field but the ones its reader needs.
 
     ``configurations``: one dict per configuration (``name``, ``model``, ``max_speakers``,
-    ``params``, ``url``); ``invocations``: one dict per ``run`` call (``started_at``,
-    ``argv``, ``resume``); ``dataset``: a registered name or a folder's absolute path."""
+    ``params``, ``url``; ``snr`` and ``noise`` for a noisy configuration, absent in older
+    runs and in clean configurations); ``invocations``: one dict per ``run`` call
+    (``started_at``, ``argv``, ``resume``); ``dataset``: a registered name or a folder's
+    absolute path."""
 
     dataset: str | None = None
     dataset_options: Mapping[str, Any] | None = None  # None: not recorded (older runs)
@@ -140,6 +142,14 @@ class RunManifest:
     def configuration_names(self) -> list[str]:
         """The configurations' names, in run.json's order."""
         return [c["name"] for c in self.configurations]
+
+    @property
+    def snr_levels(self) -> list[float]:
+        """The distinct SNR levels (dB) of the configurations, in run.json's order ([]: none,
+        as in every run before SNR levels were a configuration axis)."""
+        levels = [float(c["snr"]) for c in self.configurations
+                  if isinstance(c.get("snr"), (int, float))]
+        return list(dict.fromkeys(levels))
 
     def to_json(self) -> dict:
         """run.json's object (keys in this class's order)."""
@@ -174,6 +184,10 @@ class RunManifest:
         for config in data.get("configurations") or []:
             _check(source, isinstance(config.get("name"), str) and config["name"],
                    'every configuration needs a "name" (a string)', config)
+            snr = config.get("snr")
+            _check(source, snr is None or (isinstance(snr, (int, float))
+                                           and not isinstance(snr, bool)),
+                   'a configuration\'s "snr" must be a number of dB or null', config)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["uris"] = tuple(uris)

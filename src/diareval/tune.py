@@ -3,7 +3,7 @@
 Every configuration streams every recording through the engine in this process
 (:func:`diareval.stream.offline.stream_offline`: audio time only, so the messages equal
 the local server's) and is scored by the DER of the word-level hypothesis
-(:func:`diareval.score.der` on :func:`diareval.score.hypothesis_from_log`; collar per
+(:func:`diareval.score.session.session_der`, the DER ``score_session`` reports; collar per
 side, overlap scored unless ``skip_overlap``). Models load once and are shared by all
 configurations. ``python -m diareval tune`` is the command line.
 """
@@ -20,8 +20,8 @@ from typing import Callable
 import pandas as pd
 
 from diareval.errors import ConfigError
-from diareval.score.der import Conventions, der
-from diareval.score.hypothesis import hypothesis_from_log
+from diareval.score.der import Conventions
+from diareval.score.session import session_der
 from diareval.server.engines.base import SessionParams
 from diareval.stream.offline import stream_offline
 
@@ -38,10 +38,9 @@ def parse_values(name: str, text: str) -> list:
 
 
 def _der(log, recording, conventions: Conventions):
-    """DER components of a session log's hypothesis built as ``conventions`` say."""
-    hypothesis = hypothesis_from_log(log, level=conventions.level, unknown=conventions.unknown,
-                                     revisions=conventions.revisions, uri=recording.uri)
-    return der(recording.reference, hypothesis, recording.uem, conventions)
+    """DER components of a session log's hypothesis built as ``conventions`` say (exactly
+    the DER ``score_session`` reports: the same intervals, :func:`session_der`)."""
+    return session_der(log, recording, conventions)
 
 
 def evaluate(recordings, options: dict, max_speakers: int | None = None, collar: float = 0.0,

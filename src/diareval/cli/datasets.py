@@ -200,6 +200,8 @@ def list_datasets(root: str | Path | None = None) -> list[dict]:
                      "where": str(manifest.parent)})
     usage = {"noisy": "load('noisy', dataset=..., noise='pink', snr=10); "
                       "CLI: datasets noise DATASET --snr ...",
+             "noise-levels": "load('noise-levels', dataset=..., levels=[['pink', 0], ...]): "
+                             "every level in one list (the local server of run --snr)",
              "mixtures": "load('mixtures', folder=<speaker dirs of utterances>, ...)",
              "telephone": "load('telephone', dataset=..., loss=0.0); "
                           "CLI: datasets telephone DATASET",

@@ -5,6 +5,9 @@
 - ``score --ref REF.rttm --hyp HYP.rttm [--uem U] [--collar C] [--skip-overlap]``:
   = ``diareval.score.score_rttm``; prints DER/JER per file and the time-weighted total
   (md-eval conventions: the collar is per side).
+- ``score --log PATH [--log PATH ...] --ref REF.rttm [--uem U] [--collar C] [--no-revisions]
+  [--out DIR]``: = ``diareval.score.score_logs``; session logs captured anywhere (diareval's
+  or raw SDK/websocket messages, docs/bring-your-own-logs.md), printed per file + TOTAL.
 - ``--words FILE`` (STM or SegLST): reference words for cpWER, tcpWER, WDER and WER (printed
   as cpWER%, tcpWER%, WDER%, WER% per configuration where words exist).
 """
@@ -72,12 +75,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--no-figures", action="store_true",
                         help="do not write RUN_DIR/figures/*.png")
+    add_log_options(parser)
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
     """Score a run directory (``score_run``) or a pair of RTTM files (``score_rttm``)."""
     from diareval.score import Conventions, format_rttm_scores, score_rttm, score_run
+    if getattr(args, "log", None):
+        return main_logs(args)
     rttm_form = args.ref or args.hyp
     if rttm_form and args.run_dir:
         raise ConfigError("give either RUN_DIR or --ref/--hyp, not both")
@@ -118,15 +124,13 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
     print(f"sessions scored: {int(sessions['scored'].sum())} of {len(sessions)}")
     for row in skipped.itertuples():
         print(f"  {row.config}/{row.uri}: {row.note}", file=sys.stderr)
+    report_undefined_sessions(sessions)
     dataset = scores.der_dataset
     from diareval.score.word_tables import cpwer_by_config, format_word_scores
     cpwer = cpwer_by_config(scores.wer_dataset)  # cpWER beside DER where words exist
     if not dataset.empty:
         for row in dataset.itertuples():
-            print(f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
-                  f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
-                  f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
-                  f" over {row.sessions} sessions{cpwer.get(row.config, '')}")
+            print(dataset_der_line(row, cpwer.get(row.config, "")))
     words = format_word_scores(scores.wer_dataset)
     if words:  # cpWER%, tcpWER%, WDER%, WER% where reference words exist, else the reason
         print(words)
@@ -136,3 +140,59 @@ def report_run_scores(scores, run_dir, conventions, figures: bool = True) -> Non
         from diareval.rundir import RunDir
         written = write_figures(scores, RunDir(run_dir).figures_dir, run_dir=run_dir)
         print(f"{len(written)} figures written to {run_dir}/figures/")
+
+
+def dataset_der_line(row, suffix: str = "") -> str:
+    """One configuration's DER line (``suffix``: e.g. its cpWER); an undefined DER (no
+    reference speech) says why, never "nan%"."""
+    import math
+    if math.isnan(row.der):
+        return (f"{row.config}: DER undefined: {row.note or 'no reference speech'} "
+                f"over {row.sessions} sessions{suffix}")
+    return (f"{row.config}: DER {100 * row.der:.2f}% [{100 * row.der_lo:.2f}, "
+            f"{100 * row.der_hi:.2f}] (miss {100 * row.miss_rate:.2f}%, false alarm "
+            f"{100 * row.false_alarm_rate:.2f}%, confusion {100 * row.confusion_rate:.2f}%)"
+            f" over {row.sessions} sessions{suffix}")
+
+
+def report_undefined_sessions(sessions) -> None:
+    """Name every scored session whose DER is undefined, with the reason (stderr)."""
+    if "der" not in sessions:
+        return
+    for row in sessions[sessions["scored"] & sessions["der"].isna()].itertuples():
+        print(f"  {row.config}/{row.uri}: DER undefined: {row.note}", file=sys.stderr)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """The ``--log`` form's own options (``--ref``, ``--uem`` and the conventions are shared)."""
+    parser.add_argument("--log", action="append", metavar="PATH",
+                        help="a session log <uri>.jsonl or a folder of them (repeatable): "
+                             "diareval log lines or raw messages captured from the SDK or the "
+                             "websocket; scored against --ref (see docs/bring-your-own-logs.md)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="with --log: write the tables (parquet + csv) to DIR")
+
+
+def main_logs(args: argparse.Namespace) -> int:
+    """``score --log``: ``score_logs`` and the per-file + TOTAL table."""
+    from diareval.score import Conventions
+    from diareval.score.logs import format_log_scores, log_table, reference_uris_without_log
+    from diareval.score.logs import score_logs
+    if args.run_dir or args.hyp:
+        raise ConfigError("--log scores logs against --ref: give no RUN_DIR and no --hyp")
+    if not args.ref:
+        raise ConfigError("--log needs the reference: --ref REF.rttm")
+    conventions = Conventions(collar=args.collar, skip_overlap=args.skip_overlap,
+                              mapping_on=args.mapping_on, unknown=args.unknown, level=args.level,
+                              revisions=not args.no_revisions)
+    scores = score_logs(args.log, args.ref, args.uem, conventions, step=args.step,
+                        window=args.window, window_step=args.window_step, n_boot=args.n_boot,
+                        seed=args.seed, out=args.out)
+    print(format_log_scores(log_table(scores)))
+    missing = reference_uris_without_log(scores, args.ref)
+    if missing:
+        print(f"{len(missing)} reference file(s) without a log, not scored: "
+              f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}", file=sys.stderr)
+    if args.out:
+        print(f"tables written to {args.out}")
+    return 0

@@ -15,7 +15,7 @@ import json
 import os
 import signal
 
-from diareval.cli._args import json_object
+from diareval.cli._args import at_least, json_object
 from diareval.errors import ConfigError
 
 
@@ -42,6 +42,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     pace.add_argument("--no-lookahead", action="store_true",
                       help="accept audio at any speed")
     parser.add_argument("--max-session-seconds", type=float, default=10800.0)
+    parser.add_argument("--workers", type=at_least(int, 0), default=None, metavar="N",
+                        help="engine worker processes (sessions go to the least-loaded one); "
+                             "0 = engines in threads of the server process; default: one per "
+                             "usable core for the baseline, 0 for the oracle")
     # start_server_process runs the child in its own session (a terminal's Ctrl-C reaches
     # only the parent, which then ends its sessions properly); this stops the child if
     # that parent dies without stopping it.
@@ -116,7 +120,11 @@ def build_server(args):
             args.dataset_options, "--dataset-options")))
     elif args.engine == "oracle" and "recordings" not in options:
         raise ConfigError("the oracle engine needs --dataset (the recordings it replays)")
-    factory = make_engine_factory(args.engine, **options)
+    from diareval.server.workers import WorkerPool, default_workers
+    workers = default_workers(args.engine) if args.workers is None else args.workers
+    # workers: the engine is built in each worker process (models loaded once per worker)
+    factory = WorkerPool(args.engine, options, workers) if workers else \
+        make_engine_factory(args.engine, **options)
     return LocalServer(factory, host=args.host, port=args.port, api_keys=_api_keys(args),
                        lookahead_seconds=None if args.no_lookahead else args.lookahead,
                        max_session_seconds=args.max_session_seconds,
@@ -167,6 +175,9 @@ async def _serve(server, parent: int | None = None) -> None:
     async with server:
         print(f"diareval serve: listening on {server.url} (endpoint {server.url}/v3/ws)",
               flush=True)
+        if getattr(server.engine_factory, "pids", None):
+            print(f"diareval serve: {len(server.engine_factory.pids)} engine worker processes "
+                  f"(pids {' '.join(map(str, server.engine_factory.pids))})", flush=True)
         if server.faults.active:
             print(f"diareval serve: faults {server.faults}", flush=True)
         await stop.wait()

@@ -45,11 +45,13 @@ from diareval.datasets.ami import download_ami, load_ami, load_ami_on_first_use 
 
 register("ami", load_ami_on_first_use)
 __all__ += ["download_ami", "load_ami"]
-from diareval.datasets.noise import add_noise, load_noisy, noise_sweep  # noqa: E402
+from diareval.datasets.noise import (add_noise, load_noise_levels, load_noisy,  # noqa: E402
+                                     noise_sweep)
 from diareval.datasets.synthetic import ConversationSpec, load_synthetic  # noqa: E402
 
 register("synthetic", load_synthetic)
 register("noisy", load_noisy)
+register("noise-levels", load_noise_levels)
 __all__ += ["ConversationSpec", "load_synthetic", "add_noise", "load_noisy", "noise_sweep"]
 from diareval.datasets.mixtures import load_mixtures  # noqa: E402
 

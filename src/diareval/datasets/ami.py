@@ -28,21 +28,22 @@ import io
 import os
 import sys
 import wave
-import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pyannote.core import Annotation, Segment
 from tqdm.auto import tqdm
 
 from diareval.datasets.audio import SAMPLE_RATE, audio_duration, load_audio
 from diareval.datasets.download import cache_root, download_file
-from diareval.datasets.recording import Recording, ReferenceWord
+from diareval.datasets.recording import Recording
 from diareval.datasets.rttm import load_rttm, load_uem
 from diareval.errors import DatasetError
+# the manual annotations' words (re-exported: ``diareval.datasets.ami.load_ami_words`` ...)
+from diareval.datasets.ami_words import (load_agent_names, load_ami_words,  # noqa: F401
+                                         parse_words_xml, words_to_annotation)
 
 # Pinned commit of https://github.com/BUTSpeechFIT/AMI-diarization-setup (branch main).
 SETUP_COMMIT = "2509d8933721023fab4def2618aabd5c28eb82e9"
@@ -202,97 +203,6 @@ def load_ami(root: str | Path | None = None, subset: str = "test", mic: str = "i
             meta={"dataset": "ami", "subset": subset, "mic": mic, "uem": "UEM file",
                   "duration": uem.extent().end}))
     return recordings
-
-
-# ---------------------------------------------------------------- reference words
-
-
-def load_agent_names(meetings_xml: str | Path) -> dict[str, dict[str, str]]:
-    """``{meeting: {agent letter: global speaker name}}`` from ``corpusResources/meetings.xml``."""
-    path = Path(meetings_xml)
-    try:
-        tree = ET.parse(path)
-    except (ET.ParseError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot parse meetings XML ({exc})") from exc
-    names: dict[str, dict[str, str]] = {}
-    for meeting in tree.iter("meeting"):
-        observation = meeting.get("observation")
-        if not observation:
-            continue
-        for speaker in meeting.iter("speaker"):
-            agent, name = speaker.get("nxt_agent"), speaker.get("global_name")
-            if agent and name:
-                names.setdefault(observation, {})[agent] = name
-    return names
-
-
-def parse_words_xml(path: str | Path, speaker: str) -> list[ReferenceWord]:
-    """The timed words of one AMI ``*.words.xml`` file (punctuation and untimed words skipped)."""
-    path = Path(path)
-    try:
-        tree = ET.parse(path)
-    except (ET.ParseError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot parse words XML ({exc})") from exc
-    words = []
-    for element in tree.getroot().iter("w"):
-        if element.get("punc") == "true":
-            continue
-        start, end = element.get("starttime"), element.get("endtime")
-        if start is None or end is None:
-            continue  # a few words carry no times in the manual annotations
-        try:
-            start_s, end_s = float(start), float(end)
-        except ValueError:
-            raise DatasetError(f"{path}: word {element.get('{http://nite.sourceforge.net/}id')}"
-                               f" has bad times {start!r}, {end!r}") from None
-        text = (element.text or "").strip()
-        if text:
-            words.append(ReferenceWord(speaker, start_s, end_s, text))
-    return words
-
-
-def load_ami_words(words_dir: str | Path, uri: str,
-                   agents: dict[str, dict[str, str]]) -> list[ReferenceWord]:
-    """All reference words of meeting ``uri``, speakers as global names, sorted by start."""
-    words_dir = Path(words_dir)
-    files = sorted(words_dir.glob(f"{uri}.*.words.xml"))
-    if not files:
-        raise DatasetError(f"{words_dir}: no {uri}.*.words.xml files")
-    names = agents.get(uri, {})
-    words: list[ReferenceWord] = []
-    for path in files:
-        agent = path.name.split(".")[1]
-        if agent not in names:
-            raise DatasetError(f"{path}: agent {agent!r} of {uri} has no global_name in "
-                               "corpusResources/meetings.xml")
-        words.extend(parse_words_xml(path, names[agent]))
-    words.sort(key=lambda w: (w.start, w.end, w.speaker))
-    return words
-
-
-def words_to_annotation(words: list[ReferenceWord], uri: str | None = None) -> Annotation:
-    """Speaker turns from words, the BUT ``only_words`` rule: a speaker's words that touch
-    or overlap merge; words separated by a pause do not. Zero-length words are dropped."""
-    annotation = Annotation(uri=uri)
-    by_speaker: dict[str, list[ReferenceWord]] = {}
-    for word in words:
-        by_speaker.setdefault(word.speaker, []).append(word)
-    for speaker, items in by_speaker.items():
-        items.sort(key=lambda w: w.start)
-        current: list[float] | None = None
-        for word in items:
-            if word.end <= word.start:
-                continue
-            if current is not None and word.start <= current[1]:
-                current[1] = max(current[1], word.end)
-                continue
-            if current is not None:
-                annotation[Segment(*current), speaker] = speaker
-            current = [word.start, word.end]
-        if current is not None:
-            annotation[Segment(*current), speaker] = speaker
-    # unique track names per segment/speaker
-    return annotation.rename_tracks("string")
 
 
 # ---------------------------------------------------------------- download

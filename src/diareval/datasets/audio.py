@@ -21,6 +21,55 @@ def audio_duration(path: str | Path) -> float:
     return info.frames / info.samplerate
 
 
+def wav_header_duration(path: str | Path) -> float | None:
+    """The duration a RIFF/WAVE header declares (data chunk size / block align / rate), or
+    None for another format or a header that declares no size (a stream's placeholder).
+    libsndfile reports the frames actually present, so a truncated file looks short, not
+    broken: comparing the two is how :func:`check_audio_length` notices."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            rate = align = None
+            while True:
+                chunk = file.read(8)
+                if len(chunk) < 8:
+                    return None
+                kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if kind == b"fmt ":
+                    fmt = file.read(size + size % 2)
+                    rate = int.from_bytes(fmt[4:8], "little")
+                    align = int.from_bytes(fmt[12:14], "little")
+                elif kind == b"data":
+                    if not (rate and align) or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size / align / rate
+                else:
+                    file.seek(size + size % 2, 1)
+    except OSError:
+        return None
+
+
+TRUNCATION_TOLERANCE = 1.0  # s (and 1% of the expected duration): shorter is an error
+
+
+def check_audio_length(path: str | Path, needed: float | None = None,
+                       what: str = "its reference/UEM") -> float:
+    """The duration of the audio ``path`` holds, after checking it is not much shorter than
+    its WAV header declares, or than ``needed`` seconds (the end of its reference or UEM,
+    ``what`` names it): a truncated file would stream a fraction of a second and score as if
+    the speaker never spoke. "Much": more than 1 s and 1% short."""
+    duration = audio_duration(path)
+    for expected, source in ((wav_header_duration(path), "its WAV header declares"),
+                             (needed, f"{what} needs")):
+        if expected is not None and expected - duration > max(TRUNCATION_TOLERANCE,
+                                                              0.01 * expected):
+            raise DatasetError(f"{path}: the audio holds {duration:.2f} s but {source} "
+                               f"{expected:.2f} s (a truncated or wrong file?)")
+    return duration
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Load ``path`` as mono int16 PCM at ``sample_rate`` (default 16 kHz).
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyannote.core import Segment, Timeline
 
-from diareval.datasets.audio import audio_duration
+from diareval.datasets.audio import check_audio_length
 from diareval.datasets.recording import Recording
 from diareval.datasets.rttm import load_rttm, load_uem
 from diareval.datasets.words import words_beside
@@ -22,8 +22,11 @@ def load_folder(root: str | Path, uris: list[str] | None = None) -> list[Recordi
     or one combined file; UEMs likewise. Without a UEM the whole audio is scored
     (``recording.meta["uem"] == "whole file"`` says so). Every audio file needs a
     reference and every reference URI needs audio: a mismatch is an error naming
-    them, so a typo never silently drops data. Reference words come from ``<uri>.stm`` or a
-    SegLST ``<uri>.json`` beside the audio (:mod:`diareval.datasets.words`), else None.
+    them, so a typo never silently drops data. Audio much shorter than its WAV header
+    declares or than its RTTM/UEM needs (a truncated file) is an error naming the file and
+    both durations (:func:`~diareval.datasets.audio.check_audio_length`). Reference words
+    come from ``<uri>.stm`` or a SegLST ``<uri>.json`` beside the audio
+    (:mod:`diareval.datasets.words`), else None.
     """
     root = Path(root)
     if not root.is_dir():
@@ -58,7 +61,11 @@ def load_folder(root: str | Path, uris: list[str] | None = None) -> list[Recordi
         raise DatasetError(f"{root}: no RTTM reference for audio {', '.join(no_reference)}")
     recordings = []
     for uri in wanted:
-        duration = audio_duration(audio[uri])
+        ends = [references[uri].get_timeline().extent().end] if references[uri] else []
+        if uri in uems and uems[uri]:
+            ends.append(uems[uri].extent().end)
+        duration = check_audio_length(audio[uri], max(ends) if ends else None,
+                                      "its RTTM/UEM")
         if uri in uems:
             uem, uem_source = uems[uri], "UEM file"
         else:

@@ -245,6 +245,25 @@ def load_noisy(dataset: str = "synthetic", noise: str = "pink", snr: float = 10.
     return add_noise(load(dataset, **options), noise=noise, snr=snr, seed=seed, root=root)
 
 
+def load_noise_levels(dataset: str = "synthetic", options: dict | None = None,
+                      levels: list | tuple = (), clean: bool = False,
+                      root: str | Path | None = None) -> list[Recording]:
+    """Registry loader ``"noise-levels"``: the recordings of ``dataset`` (loaded with
+    ``options``) at several noise levels in one list, for the local server of a run whose
+    configurations stream different SNRs (``run(..., snr=[...])``).
+
+    ``levels``: ``[noise, snr]`` pairs (each made by :func:`add_noise`, seed 0, as the
+    runner makes them); ``clean``: the clean recordings too. A uri appears once per level:
+    same reference, other audio (the oracle identifies a session by its audio)."""
+    from diareval.datasets import load
+
+    recordings = load(dataset, **dict(options or {}))
+    out = list(recordings) if clean else []
+    for noise, snr in levels:
+        out += add_noise(recordings, noise=noise, snr=float(snr), root=root)
+    return out
+
+
 def noise_sweep(recordings: list[Recording], snrs: list[float], noise: str = "pink",
                 seed: int = 0, root: str | Path | None = None) -> dict[float, list[Recording]]:
     """``{snr: noisy copies}`` for each SNR: the "noise degrades labels" sweep."""
@@ -253,5 +272,5 @@ def noise_sweep(recordings: list[Recording], snrs: list[float], noise: str = "pi
 
 
 __all__ = ["NOISE_KINDS", "add_noise", "babble_noise", "derived_name", "folder_noise",
-           "load_noisy", "make_noise", "measure_snr", "mix_at_snr", "noise_sweep",
-           "pink_noise", "white_noise"]
+           "load_noise_levels", "load_noisy", "make_noise", "measure_snr", "mix_at_snr",
+           "noise_sweep", "pink_noise", "white_noise"]

@@ -24,3 +24,9 @@ __all__ = ["BREAKDOWNS", "FIGURES", "breakdown_figure", "comparison_figure",
            "der_windows_figure", "error_regions", "figure", "latency_figure", "noise_figure",
            "session_timeline_figure", "speaker_count_figure", "split_snr", "stability_figure",
            "timeline_from_run", "turn_k_figure", "write_figures"]
+
+# comparisons across runs and the HTML report (report/comparison.py, report/html.py)
+from diareval.report.comparison import Comparison, compare_runs  # noqa: E402
+from diareval.report.html import write_report  # noqa: E402
+
+__all__ += ["Comparison", "compare_runs", "write_report"]

@@ -22,12 +22,15 @@ from diareval.score.labelling_floor import oracle_labelled
 from diareval.score.over_time import der_by_region, der_over_time, der_windows
 from diareval.score.rttm import format_rttm_scores, score_annotations, score_rttm
 from diareval.score.results import RunScores
+from diareval.score.logs import score_logs
 from diareval.score.run import score_run
+from diareval.score.seen import der_seen
 from diareval.score.session import SessionScores, score_session
 from diareval.score.turns import breakdown, reference_segment_table, turn_table
 
 __all__ = ["Conventions", "DERResult", "JERResult", "RunScores", "SessionScores", "bootstrap_ratio",
            "breakdown", "breakdown_with_ci", "der", "der_and_mapping", "der_by_region", "der_over_time",
+           "der_seen", "score_logs",
            "der_windows", "final_turns", "format_rttm_scores", "hypothesis_from_log",
            "hypothesis_from_turns", "jer", "optimal_mapping", "oracle_labelled", "paired_bootstrap",
            "reference_segment_table", "score_annotations", "score_rttm", "score_run",

@@ -4,8 +4,10 @@ A session log (``diareval.sessionlog``) holds every Turn message the service sen
 For each ``turn_order`` the *final* turn is the last Turn message with
 ``end_of_turn`` true (the formatted one when ``format_turns`` sends two). Earlier
 messages of the same ``turn_order`` are *partials*; they are kept for the
-stability measures. ``SpeakerRevision`` messages (end-of-stream label corrections)
-can be applied or not.
+stability measures. ``SpeakerRevision`` messages (label corrections, at the end of the
+stream and, with ``speaker_labels_revision_interval_ms``, during it) can be applied or
+not; :func:`revision_entries` says which shapes are read and :func:`apply_revisions`
+how they are applied (in arrival order, each entry by ``turn_order``).
 
 Hypothesis speech (DESIGN.md): the final words' ``[start, end]`` intervals, each
 labelled with the word's ``speaker`` if present, else the turn's ``speaker_label``;
@@ -40,6 +42,10 @@ UNKNOWN_POLICIES = ("error", "nonspeech", "label")
 LEVELS = ("word", "turn")
 UNKNOWN_PREFIX = "UNKNOWN#"  # label prefix of unknown speech under the "error" policy
 UNKNOWN_LABEL = UNKNOWN  # the single ordinary label under the "label" policy
+# A word ``speaker`` that names no speaker yet: "PENDING" is seen on final words in captures of
+# the real service (words the clustering had not attributed when the Turn was sent; a later
+# SpeakerRevision attributes them). Such a word falls back to the turn's ``speaker_label``.
+PENDING_SPEAKERS = ("PENDING",)
 
 
 def is_unknown(label: object) -> bool:
@@ -52,7 +58,7 @@ def is_unknown_label(label: object) -> bool:
     return isinstance(label, str) and label.startswith(UNKNOWN_PREFIX)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Word:
     """One hypothesis word: times in seconds, the word's own speaker when the service sent one."""
 
@@ -87,6 +93,7 @@ class Turn:
     revised_at: float | None = None
     revised: bool = False
     original_label: str | None = None  # the final message's label when revised
+    arrival: int = -1  # position of the final message among the log's received messages
 
     @property
     def unknown(self) -> bool:
@@ -105,21 +112,58 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class RevisionEntry:
+    """One turn's correction inside a SpeakerRevision message.
+
+    ``label`` is the revised ``speaker_label`` (``label_given`` False when the entry has no
+    ``speaker_label`` key: the turn keeps its label); ``words`` the entry's words, empty when
+    the entry sends none (the SDK's default ``words=[]``): then the whole turn, its words'
+    own speakers included, takes ``label``."""
+
+    turn_order: int
+    label: str | None
+    words: tuple[Word, ...] = ()
+    label_given: bool = True
+
+
+@dataclass(frozen=True)
+class RevisionMessage:
+    """A received SpeakerRevision: its log times, arrival position and entries."""
+
+    t_audio: float
+    t_wall: float
+    arrival: int
+    entries: tuple[RevisionEntry, ...]
+    message: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class SessionTurns:
-    """Everything :func:`final_turns` read from one log."""
+    """Everything :func:`final_turns` read from one log.
+
+    ``revision_unmatched``: turn_orders named by a revision entry that have no final Turn in
+    the log (the entry changes nothing; counted and reported, never an error);
+    ``revision_superseded``: entries that arrived before their turn's final message (that
+    message is newer than the revision and wins)."""
 
     turns: tuple[Turn, ...]
     unfinished: tuple[int, ...] = ()  # turn_orders with partials but no end-of-turn message
-    revisions: tuple[tuple[float, dict], ...] = ()  # (t_audio, SpeakerRevision message)
+    revisions: tuple[RevisionMessage, ...] = ()
     n_turn_messages: int = 0
     warnings: tuple[str, ...] = field(default=())
+    revision_unmatched: tuple[int, ...] = ()
+    revision_superseded: int = 0
 
 
-def _words(raw_words: object) -> tuple[Word, ...]:
-    """Protocol words (integer ms) as :class:`Word` (seconds); malformed entries are skipped."""
-    words = []
+def parse_words(raw_words: object) -> tuple[Word, ...]:
+    """Protocol words (integer ms) as :class:`Word` (seconds); malformed entries are skipped.
+
+    A zero-length word (``start == end``, common on Universal-Streaming's 80 ms grid) is kept:
+    it is a word (word counts, turn accuracy) with no duration (no DER time). A ``speaker``
+    of null or "PENDING" means the word has none of its own."""
     if not isinstance(raw_words, list):
         return ()
+    words = []
     for raw in raw_words:
         if not isinstance(raw, dict):
             continue
@@ -130,15 +174,63 @@ def _words(raw_words: object) -> tuple[Word, ...]:
         if end < start:
             start, end = end, start
         speaker = raw.get("speaker")
-        words.append(Word(text=str(raw.get("text", "")), start=start, end=end,
-                          speaker=speaker if isinstance(speaker, str) or speaker is None else
-                          str(speaker), confidence=raw.get("confidence")))
+        if speaker is not None:
+            speaker = str(speaker)
+            if speaker.strip().upper() in PENDING_SPEAKERS:
+                speaker = None
+        text = raw.get("text", "")
+        words.append(Word(text if isinstance(text, str) else str(text), start, end, speaker,
+                          raw.get("confidence")))
     return tuple(words)
+
+
+_words = parse_words  # the former private name (score/word_tables.py still imports it)
 
 
 def _label(message: dict) -> str | None:
     label = message.get("speaker_label")
     return None if label is None else str(label)
+
+
+def revision_entries(message: dict) -> tuple[list[RevisionEntry], list[str]]:
+    """The entries of a SpeakerRevision message, and a warning per entry that was skipped.
+
+    Shapes read: the documented one, ``{"type": "SpeakerRevision", "revisions": [{"turn_order",
+    "speaker_label", "words"}, ...]}`` (SDK ``SpeakerRevisionEvent``; ``words`` defaults to
+    ``[]`` and ``speaker_label`` to null there), and the earlier flat one a short-lived SDK
+    parsed, ``{"type": "SpeakerRevision", "turn_order", "speaker_label", "words"}``."""
+    raw = message.get("revisions")
+    if not isinstance(raw, list):
+        raw = [message] if "turn_order" in message else []
+    entries, warnings = [], []
+    for item in raw:
+        if not isinstance(item, dict):
+            warnings.append(f"SpeakerRevision entry is not an object: {item!r}")
+            continue
+        try:
+            order = int(item["turn_order"])
+        except (KeyError, TypeError, ValueError):
+            warnings.append(f"SpeakerRevision entry without a usable turn_order: {item!r:.80}")
+            continue
+        given = "speaker_label" in item
+        entries.append(RevisionEntry(turn_order=order, label=_label(item) if given else None,
+                                     words=parse_words(item.get("words")), label_given=given))
+    return entries, warnings
+
+
+def revise_turn(turn: Turn, entry: RevisionEntry, t_audio: float) -> Turn:
+    """``turn`` after one revision entry (see :class:`RevisionEntry`); ``t_audio`` is when the
+    revision arrived. With words, the entry's words replace the turn's (text and times are the
+    same per the SDK; per-word speakers are what changes); without, every word takes the
+    revised label, so a word's old ``speaker`` cannot outlive the revision."""
+    label = entry.label if entry.label_given else turn.label
+    if entry.words:
+        words = entry.words
+    else:
+        words = tuple(replace(w, speaker=label) for w in turn.words)
+    original = turn.original_label if turn.revised else turn.label
+    return replace(turn, label=label, words=words, revised=True, revised_label=label,
+                   revised_at=t_audio, original_label=original)
 
 
 def final_turns(log: Sequence[LogLine]) -> SessionTurns:
@@ -148,20 +240,26 @@ def final_turns(log: Sequence[LogLine]) -> SessionTurns:
     ``end_of_turn`` true; every earlier message of the same ``turn_order`` is
     recorded in ``partial_labels``. Turn orders that never got an end-of-turn
     message are listed in ``unfinished`` (the session ended mid-turn).
-    SpeakerRevision messages are collected, not applied (see :func:`apply_revisions`).
+    SpeakerRevision messages are collected, not applied (see :func:`apply_revisions`);
+    entries for turn orders without a final Turn are listed in ``revision_unmatched``.
     """
-    finals: dict[int, tuple[LogLine, dict]] = {}
+    finals: dict[int, tuple[LogLine, dict, int]] = {}
     history: dict[int, list[tuple[float, str | None]]] = {}
     first_seen: dict[int, float] = {}
     revisions = []
     n_turns = 0
     warnings = []
+    arrival = -1
     for line in log:
         if line.dir != "recv" or not isinstance(line.msg, dict):
             continue
+        arrival += 1
         kind = line.msg.get("type")
         if kind == "SpeakerRevision":
-            revisions.append((line.t_audio, line.msg))
+            entries, skipped = revision_entries(line.msg)
+            warnings += skipped
+            revisions.append(RevisionMessage(line.t_audio, line.t_wall, arrival, tuple(entries),
+                                             line.msg))
             continue
         if kind != "Turn":
             continue
@@ -175,10 +273,10 @@ def final_turns(log: Sequence[LogLine]) -> SessionTurns:
         if order in finals:
             # a later message of an already-final turn (formatted copy): the previous final
             # becomes history, the last one wins
-            previous_line, previous = finals[order]
+            previous_line, previous, _ = finals[order]
             history.setdefault(order, []).append((previous_line.t_audio, _label(previous)))
         if line.msg.get("end_of_turn"):
-            finals[order] = (line, line.msg)
+            finals[order] = (line, line.msg, arrival)
         else:
             if order in finals:
                 warnings.append(f"turn_order {order}: partial after end-of-turn; ignored")
@@ -187,46 +285,45 @@ def final_turns(log: Sequence[LogLine]) -> SessionTurns:
             history.setdefault(order, []).append((line.t_audio, _label(line.msg)))
     turns = []
     for order in sorted(finals):
-        line, message = finals[order]
+        line, message, position = finals[order]
         turns.append(Turn(turn_order=order, label=_label(message),
-                          words=_words(message.get("words")),
+                          words=parse_words(message.get("words")),
                           transcript=str(message.get("transcript", "")), t_audio=line.t_audio,
                           t_wall=line.t_wall, partial_labels=tuple(history.get(order, ())),
-                          first_t_audio=first_seen.get(order)))
+                          first_t_audio=first_seen.get(order), arrival=position))
     unfinished = tuple(sorted(set(history) - set(finals)))
+    unmatched, superseded = [], 0
+    for revision in revisions:
+        for entry in revision.entries:
+            if entry.turn_order not in finals:
+                unmatched.append(entry.turn_order)
+            elif finals[entry.turn_order][2] > revision.arrival:
+                superseded += 1
+    if unmatched:
+        warnings.append(f"{len(unmatched)} SpeakerRevision entr"
+                        f"{'y' if len(unmatched) == 1 else 'ies'} for turn_order(s) never "
+                        f"finalised in the log: {', '.join(map(str, sorted(set(unmatched))))}")
     return SessionTurns(turns=tuple(turns), unfinished=unfinished, revisions=tuple(revisions),
-                        n_turn_messages=n_turns, warnings=tuple(warnings))
+                        n_turn_messages=n_turns, warnings=tuple(warnings),
+                        revision_unmatched=tuple(unmatched), revision_superseded=superseded)
 
 
 def apply_revisions(session: SessionTurns) -> SessionTurns:
     """The turns with every SpeakerRevision applied in arrival order.
 
-    A revision ``{"turn_order", "speaker_label", "words"?}`` replaces the turn's
-    label (and its words, when the revision carries a non-empty word list, so
-    per-word speakers are revised too). Revisions of unknown turn orders are ignored.
+    Each entry (see :func:`revision_entries`, :func:`revise_turn`) is matched by
+    ``turn_order``; a later revision of a turn overrides an earlier one. An entry that
+    arrived before its turn's final message changes nothing (the final message is newer);
+    an entry for a turn never finalised changes nothing and is counted in
+    ``session.revision_unmatched``.
     """
     by_order = {turn.turn_order: turn for turn in session.turns}
-    for t_audio, message in session.revisions:
-        entries = message.get("revisions")
-        if not isinstance(entries, list):
-            continue
-        for entry in entries:
-            if not isinstance(entry, dict):
+    for revision in session.revisions:
+        for entry in revision.entries:
+            turn = by_order.get(entry.turn_order)
+            if turn is None or turn.arrival > revision.arrival:
                 continue
-            try:
-                order = int(entry["turn_order"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            turn = by_order.get(order)
-            if turn is None:
-                continue
-            label = entry.get("speaker_label", turn.label)
-            label = None if label is None else str(label)
-            words = _words(entry.get("words")) or turn.words
-            original = turn.original_label if turn.revised else turn.label
-            by_order[order] = replace(turn, label=label, words=words, revised=True,
-                                      revised_label=label, revised_at=t_audio,
-                                      original_label=original)
+            by_order[entry.turn_order] = revise_turn(turn, entry, revision.t_audio)
     return replace(session, turns=tuple(by_order[o] for o in sorted(by_order)))
 
 
@@ -268,10 +365,13 @@ def turn_speech(turns: Iterable[Turn], level: str = "word",
             if label is not None and turn.end > turn.start:
                 intervals.append((turn.start, turn.end, label, turn.turn_order))
             continue
+        own = hypothesis_label(turn.label, turn.turn_order, unknown)
         for word in turn.words:
-            raw = word.speaker if word.speaker is not None else turn.label
-            label = hypothesis_label(raw, turn.turn_order, unknown)
-            if label is not None and word.end > word.start:
+            if word.end <= word.start:  # zero-length: a word, but no speech time
+                continue
+            label = own if word.speaker is None else \
+                hypothesis_label(word.speaker, turn.turn_order, unknown)
+            if label is not None:
                 intervals.append((word.start, word.end, label, turn.turn_order))
     return intervals
 

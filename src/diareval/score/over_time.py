@@ -37,7 +37,7 @@ from pyannote.core import Annotation, Timeline
 from scipy.optimize import linear_sum_assignment
 
 from diareval.errors import ConfigError
-from diareval.score.der import Conventions, DERResult, prepare, with_conventions
+from diareval.score.der import Conventions, DERResult, JERResult, prepare, with_conventions
 from diareval.score.hypothesis import is_unknown_label
 
 
@@ -78,6 +78,19 @@ class Mapping:
         return ",".join(f"{h}->{r}" for h, r in self.pairs)
 
 
+def solve_mapping(cooc: np.ndarray, gain: np.ndarray, hyp_labels, ref_labels) -> Mapping:
+    """The optimal mapping of a (hypothesis x reference) co-occurrence matrix (pyannote's
+    ``HungarianMapper``: maximise co-occurrence, keep only pairs that co-occur) and the speech
+    it makes correct (the ``gain`` of its pairs)."""
+    if cooc.size == 0:
+        return Mapping((), 0.0)
+    rows, cols = linear_sum_assignment(-cooc)
+    keep = cooc[rows, cols] > 0
+    rows, cols = rows[keep], cols[keep]
+    pairs = tuple((hyp_labels[h], ref_labels[r]) for h, r in zip(rows, cols))
+    return Mapping(pairs, float(gain[rows, cols].sum()))
+
+
 class ElementaryIntervals:
     """Cumulative DER components over a time grid of one session (see the module docstring).
 
@@ -114,7 +127,7 @@ class ElementaryIntervals:
         d_map = np.diff(bounds) * (_activity(bounds, ms, me, np.zeros(len(ms), dtype=int),
                                              1)[:, 0] > 0)
         NR, NH = nr.sum(axis=1), nh.sum(axis=1)
-        self.nr, self.nh, self.d = nr, nh, d
+        self.nr, self.nh, self.d, self.d_map = nr, nh, d, d_map
         per_interval = np.stack([NR * d, np.maximum(NR - NH, 0) * d, np.maximum(NH - NR, 0) * d,
                                  np.minimum(NR, NH) * d, (nh[:, ~self.known].sum(axis=1)) * d,
                                  (NR >= 2) * d], axis=1)
@@ -141,13 +154,7 @@ class ElementaryIntervals:
 
     def solve(self, cooc: np.ndarray, gain: np.ndarray) -> Mapping:
         """Optimal mapping for a co-occurrence matrix (pyannote HungarianMapper semantics)."""
-        if cooc.size == 0:
-            return Mapping((), 0.0)
-        rows, cols = linear_sum_assignment(-cooc)
-        keep = cooc[rows, cols] > 0
-        rows, cols = rows[keep], cols[keep]
-        pairs = tuple((self.known_labels[h], self.ref_labels[r]) for h, r in zip(rows, cols))
-        return Mapping(pairs, float(gain[rows, cols].sum()))
+        return solve_mapping(cooc, gain, self.known_labels, self.ref_labels)
 
     def apply(self, mapping: Mapping, gain: np.ndarray) -> float:
         """The speech ``mapping`` makes correct given a span's ``gain`` matrix."""
@@ -177,6 +184,35 @@ class ElementaryIntervals:
     def hyp_time(self, a: int, b: int) -> np.ndarray:
         """Scored speech time of each known hypothesis label in intervals ``[a, b)``."""
         return self._hyp_cum[b] - self._hyp_cum[a]
+
+    def der_result(self) -> tuple[DERResult, Mapping]:
+        """The whole session's DER components and optimal mapping: what
+        :func:`diareval.score.der.der_and_mapping` computes with pyannote.metrics, from the
+        same arithmetic (agrees to rounding; tests/test_over_time.py)."""
+        parts, cooc, gain = self.span(0, len(self.d))
+        mapping = self.solve(cooc, gain)
+        return self.result(parts, mapping.correct), mapping
+
+    def jer_result(self) -> JERResult:
+        """The session's JER components as :func:`diareval.score.der.jer` computes them with
+        pyannote's ``JaccardErrorRate``: known labels only, the mapping maximising the
+        co-occurrence on the scored region, and per reference speaker with scored speech
+        ``(|h| + |r| - 2|h & r|) / |h | r|`` (1 when unpaired)."""
+        _, _, inter = self.span(0, len(self.d))  # labels are 0/1 per interval: |h & r|
+        ref_time, hyp_time = self.ref_time(0, len(self.d)), self.hyp_time(0, len(self.d))
+        present = np.flatnonzero(ref_time > 0)
+        if not len(present):
+            return JERResult(0.0, 0.0)
+        error = np.ones(len(self.ref_labels))
+        if inter.size:
+            # pyannote pairs reference -> hypothesis on the (reference x hypothesis) matrix
+            cols, rows = linear_sum_assignment(-inter[:, present].T)
+            for r, h in zip(present[cols], rows):
+                if inter[h, r] > 0:
+                    union = ref_time[r] + hyp_time[h] - inter[h, r]
+                    error[r] = (ref_time[r] + hyp_time[h] - 2 * inter[h, r]) / union
+        return JERResult(speaker_error=float(error[present].sum()),
+                         speaker_count=float(len(present)))
 
     def overlap_speech(self, a: int, b: int) -> float:
         """Scored duration with >= 2 reference speakers in intervals ``[a, b)``."""
@@ -237,25 +273,37 @@ def der_over_time(reference: Annotation, hypothesis: Annotation, uem: Timeline,
     ei = _intervals(reference, hypothesis, uem, conventions, times, intervals)
     final_parts, final_cooc, final_gain = ei.span(0, len(ei.d))
     final = ei.solve(final_cooc, final_gain)
-    rows = []
-    previous = None
-    for t in times:
-        parts, cooc, gain = ei.span(0, ei.index(t))
-        own = ei.solve(cooc, gain)
-        with_own = ei.result(parts, own.correct)
-        with_final = ei.result(parts, ei.apply(final, gain))
-        b = ei.index(t)
-        rows.append(dict(
-            t=float(t), reference_speech=with_own.reference_speech, miss=with_own.miss,
-            false_alarm=with_own.false_alarm, confusion_prefix=with_own.confusion,
-            der_prefix=with_own.der, confusion_final=with_final.confusion,
-            der_final=with_final.der, unknown_speech=with_own.unknown_speech,
-            mapping=str(own), mapping_changed=previous is not None and own.pairs != previous,
-            n_ref_speakers=int((ei.ref_time(0, b) > 0).sum()),
-            n_hyp_speakers=int((ei.hyp_time(0, b) > 0).sum()),
-            n_mapped=len(own.pairs), note=with_own.note))
-        previous = own.pairs
-    frame = pd.DataFrame(rows)
+    # every prefix at once: cumulative sums at each step's boundary (the leading row is 0)
+    b = np.searchsorted(ei.bounds, times)
+    parts, cooc, gain = ei._parts[b], ei._cooc[b], ei._gain[b]
+    h_index = {h: i for i, h in enumerate(ei.known_labels)}
+    r_index = {r: i for i, r in enumerate(ei.ref_labels)}
+    hf = [h_index[h] for h, _ in final.pairs]
+    rf = [r_index[r] for _, r in final.pairs]
+    correct_final = gain[:, hf, rf].sum(axis=1) if hf else np.zeros(len(times))
+    owns = [ei.solve(cooc[k], gain[k]) for k in range(len(times))]
+    correct_own = np.array([own.correct for own in owns], dtype=float)
+    # as ElementaryIntervals.result: clip rounding residue, matched speech unclipped
+    total, miss, fa, _, unknown = (np.maximum(parts[:, i], 0.0) for i in range(5))
+    matched = parts[:, 3]
+    confusion_own = np.maximum(matched - correct_own, 0.0)
+    confusion_final = np.maximum(matched - correct_final, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speech = np.where(total > 0, total, np.nan)
+        der_prefix = (miss + fa + confusion_own) / speech
+        der_final = (miss + fa + confusion_final) / speech
+    previous = [None] + [own.pairs for own in owns[:-1]]
+    frame = pd.DataFrame(dict(
+        t=times.astype(float), reference_speech=total, miss=miss, false_alarm=fa,
+        confusion_prefix=confusion_own, der_prefix=der_prefix, confusion_final=confusion_final,
+        der_final=der_final, unknown_speech=unknown, mapping=[str(own) for own in owns],
+        mapping_changed=[before is not None and own.pairs != before
+                         for own, before in zip(owns, previous)],
+        n_ref_speakers=((ei._ref_cum[b] - ei._ref_cum[0]) > 0).sum(axis=1).astype(int),
+        n_hyp_speakers=((ei._hyp_cum[b] - ei._hyp_cum[0]) > 0).sum(axis=1).astype(int),
+        n_mapped=[len(own.pairs) for own in owns],
+        note=[DERResult(reference_speech=t_, false_alarm=f_).note if t_ <= 0 else ""
+              for t_, f_ in zip(total, fa)]))
     frame.attrs["final_mapping"] = str(final)
     return with_conventions(frame, conventions)
 

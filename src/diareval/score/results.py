@@ -28,10 +28,10 @@ class RunScores:
     """Every table of a scored run, one named field each (see ``score/README.md``).
 
     Per session (one row per configuration x recording, or finer): ``sessions``,
-    ``der_over_time``, ``der_windows``, ``der_by_region``, ``turns``,
+    ``der_over_time``, ``der_seen``, ``der_windows``, ``der_by_region``, ``turns``,
     ``reference_segments``, ``latency``, ``speaker_counts``. Per configuration
     (pooled over sessions, bootstrap intervals): ``der_dataset``,
-    ``der_over_time_dataset``, ``der_by_region_dataset``, ``breakdowns``,
+    ``der_over_time_dataset``, ``der_seen_dataset``, ``der_by_region_dataset``, ``breakdowns``,
     ``reference_breakdown``, ``speaker_count_by_setting``, ``comparisons``. Words (sessions
     with reference words): ``word_alignment``, ``cpwer_over_time`` per session;
     ``wer_dataset``, ``wer_breakdowns``, ``cpwer_over_time_dataset`` per configuration.
@@ -42,6 +42,8 @@ class RunScores:
     der_dataset: pd.DataFrame = field(default_factory=_empty)
     der_over_time: pd.DataFrame = field(default_factory=_empty)
     der_over_time_dataset: pd.DataFrame = field(default_factory=_empty)
+    der_seen: pd.DataFrame = field(default_factory=_empty)
+    der_seen_dataset: pd.DataFrame = field(default_factory=_empty)
     der_windows: pd.DataFrame = field(default_factory=_empty)
     der_by_region: pd.DataFrame = field(default_factory=_empty)
     der_by_region_dataset: pd.DataFrame = field(default_factory=_empty)

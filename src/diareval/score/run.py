@@ -26,6 +26,7 @@ from diareval.score.bootstrap import bootstrap_ratio, breakdown_with_ci, paired_
 from diareval.score.der import Conventions, DERResult, with_conventions
 from diareval.score.latency import speaker_count_by_setting
 from diareval.score.results import RunScores
+from diareval.score.seen import der_seen_dataset
 from diareval.score.session import score_session
 from diareval.score.turns import BIN_ORDER, turn_counts
 from diareval.score.word_tables import aggregate_words, with_reference_words
@@ -89,6 +90,8 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
             state, problem = "unreadable status file", f"not scored: {exc}"
         row = dict(config=config, uri=uri, model=setting.get("model"),
                    max_speakers=setting.get("max_speakers"), status=state, scored=False)
+        if setting.get("snr") is not None:  # an SNR level of the run (run --snr)
+            row["snr"] = float(setting["snr"])
         if problem:
             row["note"] = problem
         elif row["status"] != "complete":
@@ -230,6 +233,10 @@ def aggregate(sessions: pd.DataFrame, tables: dict[str, pd.DataFrame], conventio
         pooled["note"] = np.where(pooled["reference_speech"] > 0, "",
                                   "no reference speech yet: DER undefined")
         out["der_over_time_dataset"] = with_conventions(pooled, conventions)
+
+    seen = tables.get("der_seen")
+    if seen is not None and not seen.empty:
+        out["der_seen_dataset"] = der_seen_dataset(seen, conventions)
 
     if "speaker_count_error" in scored:
         out["speaker_count_by_setting"] = with_conventions(speaker_count_by_setting(scored),

@@ -10,7 +10,9 @@
   one known label is active) changes value; flips per minute of such speech. Mapping-free.
 - **Partial-to-final changes**: turns whose partial messages showed a (non-null) label
   other than the label of the final message; label changes along the sequence.
-- **SpeakerRevision**: messages, revised turns, and revised turns whose label changed.
+- **SpeakerRevision**: messages, revised turns, revised turns whose label changed, entries
+  for turns never finalised (``revision_entries_unmatched``) and entries older than their
+  turn's final message (``revision_entries_superseded``).
 - **Speaker counts over time**: distinct known labels the service had shown (in any
   message received by audio time ``t``) vs reference speakers who had spoken by ``t``.
 """
@@ -24,7 +26,7 @@ import pandas as pd
 from pyannote.core import Annotation, Timeline
 
 from diareval.score.der import Conventions, with_conventions
-from diareval.score.hypothesis import SessionTurns, is_unknown
+from diareval.score.hypothesis import PENDING_SPEAKERS, SessionTurns, is_unknown
 from diareval.score.over_time import ElementaryIntervals
 from diareval.sessionlog import LogLine
 
@@ -103,6 +105,8 @@ def partial_changes(session: SessionTurns) -> dict:
                 partial_label_changes=changes, revision_messages=len(session.revisions),
                 revised_turns=len(revised),
                 revised_label_changed=sum(1 for t in revised if t.label != t.original_label),
+                revision_entries_unmatched=len(session.revision_unmatched),
+                revision_entries_superseded=session.revision_superseded,
                 unfinished_turns=len(session.unfinished))
 
 
@@ -126,7 +130,7 @@ def speaker_counts_over_time(log: Sequence[LogLine], reference: Annotation, uem:
         if isinstance(words, list):
             labels += [w.get("speaker") for w in words if isinstance(w, dict)]
         for label in labels:
-            if not is_unknown(label):
+            if not is_unknown(label) and str(label).strip().upper() not in PENDING_SPEAKERS:
                 first_shown.setdefault(str(label), line.t_audio)
     cropped = reference.crop(uem, mode="intersection") if uem is not None else reference
     first_ref = {}

@@ -4,7 +4,10 @@ One row per final Turn (with at least one word): when it was said, its index in 
 session, word count, duration, overlap ratio (share of its word time where >= 2
 reference speakers talk), true speaker, label, mapped label, correct, unknown.
 
-- *Word time* is the union of the turn's word intervals inside the UEM.
+- *Word time* is the union of the turn's word intervals inside the UEM. Zero-length words
+  (``start == end``, common on Universal-Streaming's 80 ms grid) count in ``word_count`` and
+  add no word time; a turn made only of them is judged at its words' instants (the
+  reference speakers talking there, inside the UEM), so it is scored, not dropped.
 - *True speaker*: the reference speaker with the most speech inside the word time;
   none = a phantom turn (no reference speech under it). Two speakers covering the
   whole word time (a short turn inside someone's long turn) tie; the tie goes to the
@@ -134,6 +137,15 @@ class ReferenceActivity:
         """Seconds of each interval inside the UEM."""
         return self._integral(self._scored, starts, ends)
 
+    def active_at(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n_points, n_speakers) who talks at each instant, and whether each is in the UEM
+        (an instant on a boundary belongs to the interval that starts there)."""
+        index = np.clip(np.searchsorted(self.bounds, points, side="right") - 1, 0,
+                        len(self.bounds) - 2)
+        inside = (self._scored[index + 1] - self._scored[index]) > 0
+        talking = (self._speech[index + 1] - self._speech[index]) > 0
+        return talking & inside[:, None], inside
+
     def overlap(self, starts: np.ndarray, ends: np.ndarray) -> float:
         """Seconds of overlapped speech inside the intervals."""
         return float(self._integral(self._overlap, starts, ends).sum())
@@ -160,9 +172,10 @@ def turn_label(turn: Turn) -> str | None:
     if not any(w.speaker is not None for w in turn.words):
         return turn.label
     time: dict[str | None, float] = {}
+    timed = any(w.end > w.start for w in turn.words)  # zero-length words only: count words
     for w in turn.words:
         speaker = w.speaker if w.speaker is not None else turn.label
-        time[speaker] = time.get(speaker, 0.0) + max(w.end - w.start, 0.0)
+        time[speaker] = time.get(speaker, 0.0) + (max(w.end - w.start, 0.0) if timed else 1.0)
     best = max(time.values())
     if time.get(turn.label, -1.0) == best:
         return turn.label
@@ -180,12 +193,17 @@ def turn_table(turns: Sequence[Turn], reference: Annotation, uem: Timeline, mapp
             continue
         index += 1
         starts, ends = _union([(w.start, w.end) for w in turn.words])
-        word_time_raw = float((ends - starts).sum())
-        if word_time_raw <= 0:  # zero-length words only: use the turn's span
-            starts, ends = np.array([turn.start]), np.array([max(turn.end, turn.start)])
-        word_time = activity.scored(starts, ends)
-        speech = activity.speech(starts, ends)[0]
-        overlap = activity.overlap(starts, ends)
+        if float((ends - starts).sum()) > 0:
+            word_time = activity.scored(starts, ends)
+            speech = activity.speech(starts, ends)[0]
+            overlap = activity.overlap(starts, ends)
+            weight = word_time
+        else:  # zero-length words only: judged at the words' instants (weights = counts)
+            talking, inside = activity.active_at(starts)
+            word_time = 0.0
+            speech = talking.sum(axis=0).astype(float)
+            overlap = float((talking.sum(axis=1) >= 2).sum())
+            weight = float(inside.sum())
         true_speaker, true_share = None, 0.0
         if len(speech) and speech.max() > 1e-9:
             best = speech.max()
@@ -195,7 +213,7 @@ def turn_table(turns: Sequence[Turn], reference: Annotation, uem: Timeline, mapp
                                          np.array([turn.end + TIE_WINDOW]))[0]
                 tied.sort(key=lambda i: (around[i] - speech[i], activity.labels[i]))
             true_speaker = activity.labels[tied[0]]
-            true_share = float(speech[tied[0]] / word_time) if word_time > 0 else 0.0
+            true_share = float(speech[tied[0]] / weight) if weight > 0 else 0.0
         label = turn_label(turn)
         unknown = is_unknown(label)
         if unknown:
@@ -204,7 +222,7 @@ def turn_table(turns: Sequence[Turn], reference: Annotation, uem: Timeline, mapp
         else:
             mapped = mapping.get(label)
         phantom = true_speaker is None
-        if word_time <= 0 or phantom or (unknown and conventions.unknown == "nonspeech"):
+        if weight <= 0 or phantom or (unknown and conventions.unknown == "nonspeech"):
             correct = pd.NA
         elif unknown and conventions.unknown == "error":
             correct = False
@@ -213,7 +231,7 @@ def turn_table(turns: Sequence[Turn], reference: Annotation, uem: Timeline, mapp
         rows.append(dict(
             turn_order=turn.turn_order, turn_index=index, start=turn.start, end=turn.end,
             duration=turn.end - turn.start, word_count=len(turn.words), word_time=word_time,
-            overlap_ratio=overlap / word_time if word_time > 0 else 0.0,
+            overlap_ratio=overlap / weight if weight > 0 else 0.0,
             true_speaker=true_speaker, true_share=true_share,
             label=label, mapped_label=mapped, unknown=unknown, phantom=phantom,
             correct=correct, revised=turn.revised, t_audio_final=turn.t_audio,

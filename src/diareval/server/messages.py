@@ -14,10 +14,12 @@ Sources: PROTOCOL.md (the API spec, the docs and the ``assemblyai`` SDK 1.8.x mo
   Turn of a session with ``speaker_labels`` (a letter, ``"UNKNOWN"`` or null).
   :func:`turn_keys` is that rule as a key set.
 - **Word** (:func:`word_message`): ``text, start, end`` (integer ms from the stream start),
-  ``confidence, word_is_final``, and ``speaker`` when the engine gives one.
+  ``confidence, word_is_final``, and ``speaker`` when the engine gives one and the word is
+  final. Times on the family's word grid (:meth:`ModelFamily.on_grid`).
 - **SpeakerRevision** (:func:`speaker_revision`, :func:`revision_entry`):
   ``{"type": "SpeakerRevision", "revisions": [{"turn_order", "speaker_label", "words"}]}``.
-- **SpeechStarted** (:func:`speech_started`), **Begin**, **Termination**, **Error**.
+- **SpeechStarted** (:func:`speech_started`), **Begin** (with ``configuration``:
+  :func:`session_configuration`), **Termination**, **Error**.
 - **Speaker letters** (:func:`label`, :class:`SpeakerLetters`): "A" .. "Z", "AA", "AB", ...
   in order of first use.
 - **Model families** (:data:`MODEL_FAMILIES`, :func:`model_family`): every model the SDK's
@@ -34,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
+from diareval.constants import SPEECH_MODEL_TABLE
 from diareval.errors import ConfigError
 
 if TYPE_CHECKING:  # engines.base imports this module; the type only matters to readers
@@ -50,9 +53,14 @@ class ModelFamily:
     table). ``speech_started``: a SpeechStarted message when speech begins.
     ``partial_per_pause``: at most one partial Turn per silence inside a turn.
     ``one_formatted_final``: the end of a turn is one Turn with ``turn_is_formatted`` true
-    (``format_turns`` does not apply). ``utterance_on_partials``: partial Turns carry
-    ``utterance: ""`` (the U3 Pro message sequence in the api-spec says so; not yet sent:
-    issue 13).
+    and ``end_of_turn_confidence`` 1.0 (``format_turns`` does not apply).
+    ``partial_words_final``: partial Turns may hold final words (Universal-Streaming: words
+    become final as the turn grows); False: every word of a partial is non-final (the U3 Pro
+    message sequence). ``utterance_on_partials``: partial Turns carry ``utterance: ""`` (the
+    U3 Pro message sequence in the api-spec says so). ``word_grid_ms``: word start/end times
+    are multiples of it (Universal-Streaming: 80 ms, the spec's example "my" 2560-2560;
+    1 = any ms). ``zero_length_words``: some words are sent with ``start == end`` (the
+    spec's "my" 2560-2560 and "is" 2720-2720).
     """
 
     name: str
@@ -61,7 +69,15 @@ class ModelFamily:
     speech_started: bool = False
     partial_per_pause: bool = False
     one_formatted_final: bool = False
+    partial_words_final: bool = True
     utterance_on_partials: bool = False
+    word_grid_ms: int = 1
+    zero_length_words: bool = False
+
+    def on_grid(self, ms: int) -> int:
+        """``ms`` rounded to the family's word-time grid (half a step rounds up)."""
+        grid = self.word_grid_ms
+        return int(ms) if grid <= 1 else (int(ms) + grid // 2) // grid * grid
 
     @property
     def is_u3_pro(self) -> bool:
@@ -70,25 +86,19 @@ class ModelFamily:
 
 
 UNIVERSAL_STREAMING = ModelFamily("universal-streaming", min_turn_silence=400,
-                                  max_turn_silence=1280)
+                                  max_turn_silence=1280, word_grid_ms=80, zero_length_words=True)
 U3_PRO = ModelFamily("u3-pro", min_turn_silence=100, max_turn_silence=1000, speech_started=True,
-                     partial_per_pause=True, one_formatted_final=True)
+                     partial_per_pause=True, one_formatted_final=True, partial_words_final=False,
+                     utterance_on_partials=True)
 # whisper-rt: in the SDK's enum and on one version of the docs page, with no documented
 # defaults or message style; spoken as Universal-Streaming until a source says otherwise.
 WHISPER_RT = ModelFamily("whisper-rt", min_turn_silence=400, max_turn_silence=1280)
 
-# Every model the SDK 1.8.2 ``SpeechModel`` enum knows ("u3-pro" is its deprecated alias).
-MODEL_FAMILIES: dict[str, ModelFamily] = {
-    "u3-rt-pro": U3_PRO,
-    "universal-streaming-english": UNIVERSAL_STREAMING,
-    "universal-streaming-multilingual": UNIVERSAL_STREAMING,
-    "whisper-rt": WHISPER_RT,
-    "universal-3-5-pro": U3_PRO,
-    "universal-3-6": U3_PRO,
-    "universal-3-6-pro": U3_PRO,
-    "u3-rt-pro-beta-1": U3_PRO,
-    "u3-pro": U3_PRO,
-}
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (UNIVERSAL_STREAMING, U3_PRO, WHISPER_RT)}
+# Every model the SDK 1.8.2 ``SpeechModel`` enum knows plus the docs' names ("u3-pro" is the
+# SDK's deprecated alias): the one table ``diareval.constants.SPEECH_MODEL_TABLE`` (family, price).
+MODEL_FAMILIES: dict[str, ModelFamily] = {model: FAMILIES[family] for model, (family, _)
+                                          in SPEECH_MODEL_TABLE.items()}
 SPEECH_MODELS: tuple[str, ...] = tuple(MODEL_FAMILIES)
 
 
@@ -150,10 +160,11 @@ def to_ms(seconds: float) -> int:
 def word_message(text: str, start: int, end: int, confidence: float, final: bool,
                  speaker=NO_SPEAKER) -> dict:
     """One word of a Turn: ``start``/``end`` integer ms, ``confidence`` rounded to 4 places;
-    ``speaker`` (a letter, "UNKNOWN" or None) only when given."""
+    ``speaker`` (a letter, "UNKNOWN" or None) when given and the word is final (the docs:
+    per-word ``speaker`` only on words with ``word_is_final`` true)."""
     word = {"text": text, "start": int(start), "end": int(end),
             "confidence": round(float(confidence), 4), "word_is_final": bool(final)}
-    if speaker is not NO_SPEAKER:
+    if speaker is not NO_SPEAKER and final:
         word["speaker"] = speaker
     return word
 
@@ -164,6 +175,8 @@ def turn_keys(params: "SessionParams", end_of_turn: bool) -> frozenset[str]:
             "end_of_turn_confidence", "words"}
     if end_of_turn or model_family(params.speech_model).utterance_on_partials:
         keys.add("utterance")
+    if end_of_turn and params.language_detection:
+        keys |= {"language_code", "language_confidence"}
     if params.speaker_labels:
         keys.add("speaker_label")
     return frozenset(keys)
@@ -171,15 +184,22 @@ def turn_keys(params: "SessionParams", end_of_turn: bool) -> frozenset[str]:
 
 def turn_message(params: "SessionParams", *, turn_order: int, words: Sequence[dict],
                  end_of_turn: bool, formatted: bool = False, end_of_turn_confidence: float = 0.0,
-                 speaker_label: str | None = None, transcript: str | None = None) -> dict:
+                 speaker_label: str | None = None, transcript: str | None = None,
+                 language_code: str = "en", language_confidence: float = 1.0) -> dict:
     """A Turn message of a session with ``params``.
 
     ``words``: :func:`word_message` dicts. ``transcript`` defaults to the texts of the final
-    words joined by spaces (pass it for a formatted transcript). ``utterance`` (= the
+    words joined by spaces (pass it for a formatted transcript). In a family with
+    ``one_formatted_final`` an end-of-turn message is always formatted, with
+    ``end_of_turn_confidence`` 1.0. ``utterance`` (= the
     transcript) is added on end-of-turn messages, ``""`` on partials of families with
     ``utterance_on_partials``; ``speaker_label`` when ``params.speaker_labels`` (None is
-    sent as null).
+    sent as null); ``language_code`` / ``language_confidence`` on end-of-turn messages
+    when ``params.language_detection`` (the local engines speak English: "en", 1.0).
     """
+    family = model_family(params.speech_model)
+    if end_of_turn and family.one_formatted_final:  # U3 Pro: one formatted final, confidence 1
+        formatted, end_of_turn_confidence = True, 1.0
     if transcript is None:
         transcript = " ".join(w["text"] for w in words if w["word_is_final"])
     message = {"type": "Turn", "turn_order": int(turn_order), "turn_is_formatted": bool(formatted),
@@ -187,8 +207,11 @@ def turn_message(params: "SessionParams", *, turn_order: int, words: Sequence[di
                "end_of_turn_confidence": float(end_of_turn_confidence), "words": list(words)}
     if end_of_turn:
         message["utterance"] = transcript
-    elif model_family(params.speech_model).utterance_on_partials:
+    elif family.utterance_on_partials:
         message["utterance"] = ""
+    if end_of_turn and params.language_detection:
+        message["language_code"] = language_code
+        message["language_confidence"] = float(language_confidence)
     if params.speaker_labels:
         message["speaker_label"] = speaker_label
     return message
@@ -213,9 +236,26 @@ def speech_started(timestamp: int, confidence: float) -> dict:
 
 # --- session messages ---------------------------------------------------------------------------
 
-def begin_message(expires_at: int, session_id: str | None = None) -> dict:
-    """``Begin``: session id (uuid4 string) and expiry as integer unix seconds."""
-    return {"type": "Begin", "id": session_id or str(uuid.uuid4()), "expires_at": int(expires_at)}
+def begin_message(expires_at: int, session_id: str | None = None,
+                  configuration: Mapping | None = None) -> dict:
+    """``Begin``: session id (uuid4 string) and expiry as integer unix seconds; with
+    ``configuration`` (the SDK's ``SessionConfiguration``: ``model``, ``mode``,
+    ``api_version``, None values left out) a ``configuration`` object too."""
+    message = {"type": "Begin", "id": session_id or str(uuid.uuid4()),
+               "expires_at": int(expires_at)}
+    if configuration is not None:
+        message["configuration"] = {key: value for key, value in configuration.items()
+                                    if value is not None}
+    return message
+
+
+def session_configuration(params: "SessionParams") -> dict:
+    """The Begin ``configuration`` of a session: its ``model``, and ``mode`` when the client
+    sent one (``api_version`` is not sent: no source gives its values)."""
+    configuration = {"model": params.speech_model}
+    if params.extra.get("mode"):
+        configuration["mode"] = str(params.extra["mode"])
+    return configuration
 
 
 def termination_message(audio_seconds: float, session_seconds: float) -> dict:

@@ -85,13 +85,16 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
                          lookahead_seconds: float | None = 300.0,
                          max_session_seconds: float = 10800,
                          faults: FaultConfig | None = None, host: str = "127.0.0.1",
-                         port: int = 0, startup_timeout: float = 120.0,
-                         compression: str | None = None) -> ServerProcess:
+                         port: int = 0, startup_timeout: float = 300.0,
+                         compression: str | None = None,
+                         workers: int | None = None) -> ServerProcess:
     """Start ``python -m diareval serve`` in a child process and wait for its URL.
 
     The child loads ``dataset`` itself (``diareval.datasets.load(dataset, **dataset_options)``).
     ``engine_options`` and ``dataset_options`` must be
-    JSON-serialisable. Raises ``DiarevalError`` with the child's output if it fails to start.
+    JSON-serialisable. ``workers``: engine worker processes of the child (``serve
+    --workers``; 0 = engines in the child's threads; None = serve's default: one per core
+    for the baseline, 0 for the oracle). Raises ``DiarevalError`` with the child's output if it fails to start.
     """
     command = [sys.executable, "-m", "diareval", "serve", "--engine", engine,
                "--host", host, "--port", str(port),
@@ -104,6 +107,8 @@ def start_server_process(engine: str = "oracle", dataset: str | Path | None = No
     command += ["--no-lookahead"] if lookahead_seconds is None else \
         ["--lookahead", str(lookahead_seconds)]
     command += ["--compression", compression or "none"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     command += fault_args(faults or FaultConfig())
     # POSIX: the child gets its own session, so a terminal's Ctrl-C (SIGINT to the
     # foreground process group) reaches only this process, which then terminates its

@@ -18,6 +18,43 @@ How invalid input is rejected (sources, 2026):
   by a close; the STT close-code table gives 3006 for invalid input. Default here: accept,
   ``Error{error_code: 3006, error: "Invalid query parameter: ..."}``, close 3006.
   ``param_rejection="http"`` answers HTTP 400 instead.
+
+What the local server does where the sources are thin or disagree (issue 13; PROTOCOL.md
+"Update 2026-12" collects the sources):
+
+* **speaker_labels_revision_interval_ms.** The SDK 1.8.2 model declares it
+  ``Optional[int] = Field(None, ge=0)`` and its ``SpeakerRevisionEvent`` docstring says
+  revisions come "once per offline-recluster resolve"; the SpeakerRevision announcement
+  describes one message at the end of the stream (the SDK itself refuses a negative value
+  before connecting, and sends the field as a query parameter like the others). Neither
+  says what 0 means nor gives a minimum; third-party code treats 0 as off and refuses values under 120000. The local
+  server validates as the SDK does (an integer >= 0, else 3006), treats 0 (and absence) as
+  "only the end-of-stream revision", accepts any positive value (no 120000 floor, so tests
+  can use seconds) and, without ``speaker_labels``, ignores it. Time is audio time: a
+  revision is due each time the audio received passes a multiple of the interval.
+* **max_speakers without speaker_labels.** The parameter table says "only with
+  speaker_labels"; no source says the service refuses it. Validated (1..10) and ignored.
+* **Encodings.** The SDK's ``Encoding`` enum lists ``pcm_s16le``, ``pcm_mulaw``, ``opus``,
+  ``ogg_opus`` and ``aac`` (the last three self-describing, ``sample_rate`` optional). The
+  local server decodes only the two PCM ones: the others are an Error 3006 saying they are
+  accepted by AssemblyAI but not supported by the local server; any other value is 3006
+  naming the SDK's list.
+* **speech_model.** Every model of the SDK's ``SpeechModel`` enum plus ``universal-3-5-pro``
+  and ``whisper-rt`` (the docs' lists), each with its family in
+  :data:`diareval.server.messages.MODEL_FAMILIES`; others are 3006 (the local engines must
+  know a model's message style; against the real service the client passes unknown names
+  through, ``diareval.stream.config``).
+* **Begin ``configuration``.** The SDK's ``BeginEvent`` has an optional ``configuration``
+  (``model``, ``mode``, ``api_version``; no docs page describes it). The local server sends
+  ``{"model": speech_model}``, plus ``mode`` when the client sent one; ``api_version`` is
+  left out (no source gives its values).
+* **Session expiry.** The "Universal-Streaming messages" page says the server sends
+  Termination when the session ends, and the close-code table lists 3008 "session
+  expired". The local server sends Termination, then ``Error{3008}``, then closes 3008.
+* **language_detection.** The SDK's ``TurnEvent`` has optional ``language_code`` and
+  ``language_confidence`` and PROTOCOL.md lists them as optional Turn keys; which messages
+  carry them is not settled. With ``language_detection`` on, the local engines send them
+  on end-of-turn Turns only, as ``"en"`` and 1.0 (they speak English only).
 """
 
 from __future__ import annotations
@@ -33,7 +70,8 @@ from diareval.server.engines.base import SessionParams
 # The messages themselves are said by the vocabulary (one place for every engine and the
 # server); re-exported here for the server.
 from diareval.server.messages import (OLD_MIN_TURN_SILENCE, SPEECH_MODELS,  # noqa: F401
-                                      begin_message, error_message, termination_message)
+                                      begin_message, error_message, session_configuration,
+                                      termination_message)
 
 PATH = "/v3/ws"
 
@@ -46,7 +84,9 @@ AUDIO_VIOLATION = 3007
 SESSION_EXPIRED = 3008
 TOO_MANY_SESSIONS = 3009
 
-ENCODINGS = ("pcm_s16le", "pcm_mulaw")
+ENCODINGS = ("pcm_s16le", "pcm_mulaw")  # what the local server decodes
+# Every value of the SDK 1.8.2 ``Encoding`` enum (the last three: self-describing streams).
+SDK_ENCODINGS = ("pcm_s16le", "pcm_mulaw", "opus", "ogg_opus", "aac")
 BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
 
 MIN_CHUNK_MS = 50
@@ -114,9 +154,13 @@ def parse_query(query: str) -> SessionParams:
         fields["sample_rate"] = _int("sample_rate", values.pop("sample_rate"), 1)
     if "encoding" in values:
         encoding = values.pop("encoding")
+        if encoding in SDK_ENCODINGS and encoding not in ENCODINGS:
+            raise ParamError(f"encoding {encoding!r} is accepted by AssemblyAI but not supported "
+                             f"by the local server; it decodes: {', '.join(ENCODINGS)}")
         if encoding not in ENCODINGS:
-            raise ParamError(f"encoding {encoding!r} is not supported; choose one of: "
-                             f"{', '.join(ENCODINGS)}")
+            raise ParamError(f"encoding {encoding!r} is not valid; choose one of: "
+                             f"{', '.join(SDK_ENCODINGS)} (the local server decodes "
+                             f"{', '.join(ENCODINGS)})")
         fields["encoding"] = encoding
     if "speech_model" in values:
         model = values.pop("speech_model")
@@ -128,9 +172,14 @@ def parse_query(query: str) -> SessionParams:
         if name in values:
             fields[name] = _bool(name, values.pop(name))
     if "max_speakers" in values:
-        fields["max_speakers"] = _int("max_speakers", values.pop("max_speakers"), 1, 10)
-        if not fields.get("speaker_labels", False):
-            raise ParamError("max_speakers needs speaker_labels=true")
+        max_speakers = _int("max_speakers", values.pop("max_speakers"), 1, 10)
+        if fields.get("speaker_labels", False):  # without speaker_labels: ignored
+            fields["max_speakers"] = max_speakers
+    if "speaker_labels_revision_interval_ms" in values:
+        interval = _int("speaker_labels_revision_interval_ms",
+                        values.pop("speaker_labels_revision_interval_ms"), 0)
+        if fields.get("speaker_labels", False):  # without speaker_labels: ignored
+            fields["speaker_labels_revision_interval_ms"] = interval
     if "end_of_turn_confidence_threshold" in values:
         fields["end_of_turn_confidence_threshold"] = _float(
             "end_of_turn_confidence_threshold", values.pop("end_of_turn_confidence_threshold"),

@@ -21,8 +21,9 @@ def estimate_cost(plan, todo: Sequence[tuple[StreamConfig, Any]]) -> tuple[float
         cost = hours * config.price_per_hour
         total += cost
         total_hours += hours
+        assumed = "" if config.price_known else " (no known price for this model: assumed)"
         lines.append(f"  {config.name}: {sessions} sessions, {hours:.3f} h x "
-                     f"${config.price_per_hour:.2f}/h = ${cost:.2f}")
+                     f"${config.price_per_hour:.2f}/h{assumed} = ${cost:.2f}")
     text = (f"Streaming to AssemblyAI ({plan.host}): {len(todo)} sessions, "
             f"{total_hours:.3f} h of audio\n" + "\n".join(lines) +
             f"\nEstimated cost: ${total:.2f} (billed by connection time, a little more than the "

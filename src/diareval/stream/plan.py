@@ -40,7 +40,9 @@ class RunPlan:
     ``dataset``: the name run.json records (a folder as its absolute path); ``recordings``
     and ``configs``: what is streamed; ``durations``: uri -> audio seconds; ``host``: the
     service (empty: a local server is started); ``server_dataset``: what that server loads;
-    ``dataset_options``: as recorded (JSON-normalised, without "yes")."""
+    ``dataset_options``: as recorded (JSON-normalised, without "yes"); ``noisy``: for each
+    (noise, SNR level) of the configurations, the noisy copies of the recordings by uri
+    (same uris, references and durations: only the audio differs)."""
 
     dataset: str
     recordings: tuple
@@ -67,15 +69,38 @@ class RunPlan:
     durations: Mapping[str, float]
     server_dataset: str | None = None
     dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    noisy: Mapping[tuple[str, float], Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def rundir(self) -> RunDir:
         """The run directory."""
         return RunDir(self.run_dir)
 
+    def for_local_server(self) -> "RunPlan":
+        """This plan with ``server_dataset`` / ``dataset_options`` as the local server loads
+        them: with SNR levels, the ``noise-levels`` dataset (the clean dataset and its noisy
+        copies, so the oracle recognises the noisy audio and knows its reference)."""
+        if not self.noisy or self.server_dataset is None:
+            return self
+        from dataclasses import replace
+        options = {"dataset": self.server_dataset, "options": dict(self.dataset_options),
+                   "levels": [list(key) for key in self.noisy],
+                   "clean": any(c.snr is None for c in self.configs)}
+        if self.dataset_options.get("root") is not None:
+            options["root"] = self.dataset_options["root"]
+        return replace(self, server_dataset="noise-levels", dataset_options=options)
+
+    def audio_of(self, config: StreamConfig, recording):
+        """The recording ``config`` streams: ``recording``, or its noisy copy at the
+        configuration's SNR."""
+        if config.snr is None:
+            return recording
+        return self.noisy[(config.noise, config.snr)][recording.uri]
+
     def sessions_to_stream(self) -> list[tuple[StreamConfig, Any]]:
         """The (configuration, recording) sessions still to stream: all of them, unless
-        resuming (then those whose status is not complete)."""
+        resuming (then those whose status is not complete). Each recording is the one the
+        configuration streams (:meth:`audio_of`)."""
         todo = []
         for config in self.configs:
             for recording in self.recordings:
@@ -83,7 +108,7 @@ class RunPlan:
                     if self.resume else None
                 if status and status.status == "complete":
                     continue
-                todo.append((config, recording))
+                todo.append((config, self.audio_of(config, recording)))
         return todo
 
 
@@ -104,6 +129,25 @@ def _dataset_recordings(dataset, options: Mapping[str, Any]) -> tuple[str, list]
     if not recordings:
         raise ConfigError(f"dataset {dataset!r} has no recordings")
     return name, recordings
+
+
+def _noisy_copies(configs, recordings, dataset_options: Mapping[str, Any]) -> dict:
+    """{(noise, snr): {uri: noisy copy}} for every SNR level of ``configs`` (cached copies,
+    ``diareval.datasets.add_noise``; ``root`` of the dataset options is shared)."""
+    from diareval.datasets.noise import add_noise
+    from diareval.errors import DatasetError
+    out: dict = {}
+    for config in configs:
+        key = (config.noise, config.snr)
+        if config.snr is None or key in out:
+            continue
+        try:
+            copies = add_noise(list(recordings), noise=config.noise, snr=config.snr,
+                               root=dataset_options.get("root"))
+        except DatasetError as exc:
+            raise ConfigError(f"SNR {config.snr:g} dB ({config.noise} noise): {exc}") from None
+        out[key] = {r.uri: r for r in copies}
+    return out
 
 
 def _recorded_options(dataset_options: Mapping[str, Any] | None) -> dict:
@@ -166,13 +210,20 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
              terminate_timeout: float = 15.0, interrupt_timeout: float = 3.0,
              host: str | None = None, api_key: str | None = None, engine: str = "oracle",
              engine_options: Mapping | None = None, seed: int = 0, progress: bool = True,
-             dataset_options: Mapping[str, Any] | None = None,
+             dataset_options: Mapping[str, Any] | None = None, snr: Any = None,
+             noise: str | None = None,
              announce: Callable[[str], None] = print) -> RunPlan:
     """Validate every argument of :func:`~diareval.stream.run` (the same keywords, same
-    defaults) and load the dataset; writes nothing. ``announce`` says which backend the
-    default chose."""
-    configs = make_configs(models, max_speakers, params)
+    defaults) and load the dataset (and its noisy copies at each ``snr`` level); writes
+    nothing. ``announce`` says which backend the default chose."""
+    if snr is not None and str(dataset) == "noisy":
+        raise ConfigError("snr= mixes the noise itself: pass the clean dataset (e.g. "
+                          "'synthetic', or the noisy dataset's own dataset option) with "
+                          "noise=, not the 'noisy' dataset")
     backend = resolve_backend(backend, announce)
+    # the local server's engines must know a model's message style; AssemblyAI gets any name
+    configs = make_configs(models, max_speakers, params, snr=snr, noise=noise,
+                           known_only=backend == "local")
     check_chunk_seconds(chunk_seconds)
     if concurrency is None:
         concurrency = default_concurrency(backend if host is None else "remote", engine)
@@ -250,6 +301,7 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
                 raise ConfigError(f"{run_dir} was run with dataset options "
                                   f"{json.dumps(before)}, not {json.dumps(now)}: resume with "
                                   "the same --dataset-options, or choose another --run-dir")
+    noisy = _noisy_copies(configs, recordings, dataset_options or {})
     return RunPlan(
         dataset=dataset_name, recordings=tuple(recordings), configs=tuple(configs),
         backend=backend, host=host or "", api_key=api_key, run_dir=run_dir, resume=resume,
@@ -260,7 +312,8 @@ def plan_run(dataset, *, models: Iterable[str] | str = ("universal-streaming-eng
         interrupt_timeout=interrupt_timeout, seed=seed, engine=engine,
         engine_options=dict(engine_options or {}), progress=progress,
         durations={r.uri: float(r.meta.get("duration") or r.duration) for r in recordings},
-        server_dataset=server_dataset, dataset_options=_recorded_options(dataset_options))
+        server_dataset=server_dataset, dataset_options=_recorded_options(dataset_options),
+        noisy=noisy)
 
 
 def _versions() -> dict:

@@ -167,9 +167,11 @@ async def _execute(plan: RunPlan, todo, host: str, install_sigint: bool,
     return result
 
 
-async def _start_local_server(plan: RunPlan, announce: Callable[[str], None]):
-    """Start the local server process for ``plan`` (its engine, its dataset); returns (the
-    server, the plan with the throwaway key the server accepts)."""
+async def _start_local_server(plan: RunPlan, announce: Callable[[str], None],
+                              workers: int | None = None):
+    """Start the local server process for ``plan`` (its engine, its dataset; ``workers``
+    engine processes, None = the engine's default); returns (the server, the plan with the
+    throwaway key the server accepts)."""
     from diareval.server import start_server_process
     plan = replace(plan, api_key="local-" + secrets.token_hex(16))  # throwaway, never written
     announce(f"starting the local server (engine {plan.engine}) ...")
@@ -177,7 +179,7 @@ async def _start_local_server(plan: RunPlan, announce: Callable[[str], None]):
         start_server_process, engine=plan.engine, dataset=plan.server_dataset,
         dataset_options=dict(plan.dataset_options), engine_options=dict(plan.engine_options),
         api_keys=(plan.api_key,), lookahead_seconds=300.0 if plan.speed == 1.0 else None,
-        port=0)
+        port=0, workers=workers)
     return server, plan
 
 
@@ -186,6 +188,9 @@ async def run_async(dataset, *, yes: bool = False, confirm: Callable[[str], bool
                     _install_sigint: bool = False, **options) -> RunResult:
     """The asyncio form of :func:`run` (same arguments; ``options`` are :func:`plan_run`'s
     keywords)."""
+    # the local server's engine processes (server/workers.py); not part of the plan: it
+    # changes where the engine runs, not what is streamed or scored
+    workers = options.pop("workers", None)
     plan = plan_run(dataset, announce=announce, **options)
     todo = plan.sessions_to_stream()
     skipped = len(plan.configs) * len(plan.recordings) - len(todo)
@@ -199,7 +204,10 @@ async def run_async(dataset, *, yes: bool = False, confirm: Callable[[str], bool
     with ExitStack() as stack:
         host = plan.host
         if plan.backend == "local" and not host and todo:
-            server, plan = await _start_local_server(plan, announce)
+            # with SNR levels the server loads the noisy copies too (plan.for_local_server)
+            server, served = await _start_local_server(plan.for_local_server(), announce,
+                                                       workers)
+            plan = replace(plan, api_key=served.api_key)
             stack.callback(server.stop)
             host = server.url
         rundir = plan.rundir
@@ -219,7 +227,10 @@ def run(dataset, *, models: Iterable[str] | str = ("universal-streaming-english"
     ``dataset``: a folder, a registered name (``diareval.datasets.load``) or a list of
     Recordings. ``models`` x ``max_speakers`` (``"none,2,4"`` or ``[None, 2, 4]``; None =
     not sent) are the configurations; ``params`` adds other v3 parameters (any name the
-    SDK's ``StreamingParameters`` knows). ``backend``: "assemblyai" (key from
+    SDK's ``StreamingParameters`` knows); ``snr`` (``[30, 0]`` or ``"30,0"``, dB) makes
+    each configuration one per SNR level (``__snr-<level>``), streaming the recordings
+    mixed with ``noise`` (default pink) at that level (same uris and references; the noise
+    figure of ``diareval.report`` draws them). ``backend``: "assemblyai" (key from
     ASSEMBLYAI_API_KEY only) or "local" (a local server process with ``engine``, default
     "oracle"); None = assemblyai if the key is set, else local. ``speed`` > 1 (local only)
     streams faster than real time. Other options (:func:`plan_run`): ``chunk_seconds``

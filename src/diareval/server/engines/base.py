@@ -37,6 +37,8 @@ class SessionParams:
     keyterms_prompt: tuple[str, ...] = ()
     language_detection: bool = False
     inactivity_timeout: int | None = None
+    # ms between mid-session SpeakerRevision messages; None or 0 = only the end-of-stream one
+    speaker_labels_revision_interval_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted parameters, as sent
 
     @property
@@ -50,6 +52,14 @@ class SessionParams:
         """True for the Universal-3 Pro family, whose turn defaults and message style differ
         from Universal-Streaming's (decided by the family table, not the model's name)."""
         return self.family.is_u3_pro
+
+    @property
+    def revision_interval_ms(self) -> int:
+        """The mid-session revision interval in ms when it applies (``speaker_labels`` on and
+        ``speaker_labels_revision_interval_ms`` > 0), else 0 (no mid-session revisions)."""
+        if not self.speaker_labels or not self.speaker_labels_revision_interval_ms:
+            return 0
+        return int(self.speaker_labels_revision_interval_ms)
 
     @property
     def effective_min_turn_silence(self) -> int:

@@ -13,7 +13,9 @@ of how the audio was chunked.
 2. **Turns.** One per reference segment (same-speaker segments closer than ``merge_gap``
    are merged first), ordered by start. Words: ``Recording.words`` whose midpoint lies in
    the segment (same speaker), else pseudo-words ``w1``, ``w2``, ... spread evenly over the
-   segment at ``words_per_second`` (at least one). Word times are integer ms.
+   segment at ``words_per_second`` (at least one). Word times are integer ms; in the
+   shape of the session's model family (:func:`shape_words`): Universal-Streaming on the
+   80 ms grid with some zero-length words, U3 Pro to the ms.
 3. **Timing** (audio time). Turns are sequential like the real service: turn k+1's messages
    only after turn k's final. A partial Turn (``end_of_turn`` false) each time a word's end
    passes (words so far; all ``word_is_final`` except the last). The final Turn
@@ -22,12 +24,16 @@ of how the audio was chunked.
    per turn uniformly in [min_turn_silence, max_turn_silence]. ``finish()`` finalises every
    remaining turn with the words that ended within the received audio. Models of the U3
    Pro family (``messages.MODEL_FAMILIES``): a ``SpeechStarted`` 100 ms into each turn, a
-   partial only where a pause of at least min_turn_silence follows a word, and one final
-   Turn with ``turn_is_formatted`` true (as the docs describe U3 Pro).
+   partial only where a pause of at least min_turn_silence follows a word (its words all
+   non-final, ``utterance`` ""), and one final Turn with ``turn_is_formatted`` true and
+   ``end_of_turn_confidence`` 1.0 (the api-spec's U3 Pro message sequence).
 4. **Labels** (``speaker_labels``). See :func:`assign_labels` and :func:`p_wrong`.
    Labels are "A", "B", ..., "Z", "AA", ... in order of first appearance in the messages,
    never reference names; ``speaker_label`` on every Turn and ``speaker`` on every final
    word. Every message is built by the shared vocabulary (``diareval.server.messages``).
+5. **Revisions.** At finish (``p_revision``) and, with ``speaker_labels_revision_interval_ms``,
+   during the session (``p_interval_revision``; :class:`OracleConfig`). Every revision sent
+   is recorded in ``engine.revisions`` (:class:`RevisionRecord`), so tests can check them.
 
 ``engine.decisions`` lists one :class:`TurnDecision` per planned turn (debugging, and the
 ground truth tests recover the injected rates from); :func:`oracle_decisions` computes the
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -53,12 +59,14 @@ from diareval.server.engines.base import Engine, EngineError, SessionParams
 # The plan (turns, error model, decisions) is its own module; its names are the oracle's API.
 from diareval.server.engines.oracle_plan import (_N_DRAWS, _U_DELAY, OracleConfig, PlannedTurn,
                                                  PlannedWord, TurnDecision, assign_labels, draws,
-                                                 oracle_decisions, p_wrong, plan_turns,
+                                                 interval_revision_draws, oracle_decisions,
+                                                 p_wrong, plan_turns, shape_words,
                                                  word_count_bucket)
 
 __all__ = ["OracleConfig", "OracleEngine", "OracleFactory", "PlannedTurn", "PlannedWord",
-           "TurnDecision", "assign_labels", "audio_prefix", "draws", "make_oracle_factory",
-           "oracle_decisions", "p_wrong", "plan_turns", "word_count_bucket"]
+           "RevisionRecord", "TurnDecision", "assign_labels", "audio_prefix", "draws",
+           "interval_revision_draws", "make_oracle_factory", "oracle_decisions", "p_wrong",
+           "plan_turns", "shape_words", "word_count_bucket"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +102,18 @@ def audio_prefix(recording: Recording, seconds: float) -> np.ndarray:
     return recording.load_audio()[:limit]
 
 
+@dataclass(frozen=True)
+class RevisionRecord:
+    """One turn relabelled by a SpeakerRevision the oracle sent: ``kind`` "interval" (the
+    k-th mid-session revision, due at ``at_ms`` of audio) or "final" (at finish)."""
+
+    kind: str
+    k: int
+    at_ms: int
+    turn_order: int
+    label: str | None
+
+
 class OracleFactory:
     """Builds one :class:`OracleEngine` per session; holds the catalog's audio prefixes."""
 
@@ -104,13 +124,15 @@ class OracleFactory:
         self.config = config
         self.prefixes = [audio_prefix(recording, config.identify_seconds)
                          for recording in self.recordings]
-        self._plans: dict[int, list[PlannedTurn]] = {}
+        self._plans: dict[tuple, list[PlannedTurn]] = {}
 
-    def plan(self, index: int) -> list[PlannedTurn]:
-        """The (cached) planned turns of catalog recording ``index``."""
-        if index not in self._plans:
-            self._plans[index] = plan_turns(self.recordings[index], self.config)
-        return self._plans[index]
+    def plan(self, index: int, family=None) -> list[PlannedTurn]:
+        """The (cached) planned turns of catalog recording ``index``, in the word shape of
+        model ``family`` (``plan_turns``)."""
+        key = (index, family.name if family is not None else None)
+        if key not in self._plans:
+            self._plans[key] = plan_turns(self.recordings[index], self.config, family)
+        return self._plans[key]
 
     def __call__(self, params: SessionParams) -> "OracleEngine":
         return OracleEngine(params, self)
@@ -155,6 +177,11 @@ class OracleEngine(Engine):
         self.family = params.family
         # (turn_order, index into self.turns, words) of every final emitted
         self._emitted: list[tuple[int, int, tuple[PlannedWord, ...]]] = []
+        self._current: dict[int, int | None] = {}  # turn_order -> label identity shown now
+        self._homes: dict[str, int] = {}  # reference speaker -> its own label identity
+        self.revisions: list[RevisionRecord] = []
+        self._interval = params.revision_interval_ms
+        self._k = 1  # the next mid-session revision is due at k * interval ms
 
     # --- identification --------------------------------------------------------------------
 
@@ -188,10 +215,13 @@ class OracleEngine(Engine):
     def _choose(self, index: int) -> None:
         self.recording = self.factory.recordings[index]
         self._buffer = []
-        self.turns = list(self.factory.plan(index))
+        self.turns = list(self.factory.plan(index, self.family))
         u = self._u = draws(self.config.seed, self.recording.uri, len(self.turns))
         self.decisions = assign_labels(self.turns, self.params, self.config, u)
         self._turn_decision = list(self.decisions)  # parallel to self.turns (splits share)
+        for decision in self.decisions:
+            if decision.home_identity is not None:
+                self._homes.setdefault(decision.reference_speaker, decision.home_identity)
 
     def label_of(self, identity: int | None) -> str | None:
         """The letter an internal label identity was shown as (None if never shown)."""
@@ -219,7 +249,7 @@ class OracleEngine(Engine):
             decision.label = label
         word_dicts = []
         for i, w in enumerate(words):
-            is_final = final or i < len(words) - 1
+            is_final = final or (self.family.partial_words_final and i < len(words) - 1)
             speaker = label if self.params.speaker_labels and is_final else say.NO_SPEAKER
             word_dicts.append(say.word_message(w.text, w.start, w.end, 0.95, is_final, speaker))
         transcript = " ".join(d["text"] for d in word_dicts if d["word_is_final"])
@@ -239,11 +269,52 @@ class OracleEngine(Engine):
             if self.params.format_turns:
                 messages.append(self._turn(index, words, final=True, formatted=True))
         self._emitted.append((self._turn_order, index, tuple(words)))
+        decision = self._turn_decision[index]
+        self._current[self._turn_order] = None if decision.unknown else decision.identity
         self._turn_order += 1
         return messages
 
     def _advance(self) -> list[dict]:
-        """Emit every event due by the audio received so far, in due order."""
+        """Emit every event due by the audio received so far, in due order, with the
+        mid-session revisions at their multiples of the interval."""
+        out: list[dict] = []
+        while self._interval and self._k * self._interval * SAMPLES_PER_MS <= self.samples:
+            out += self._advance_to(self._k * self._interval * SAMPLES_PER_MS)
+            out += self._interval_revision()
+            self._k += 1
+        return out + self._advance_to(self.samples)
+
+    def _revise(self, entries: list[tuple[int, int]], kind: str, at_ms: int) -> list[dict]:
+        """A SpeakerRevision relabelling turns (turn_order, new identity), recorded."""
+        words = {order: w for order, _, w in self._emitted}
+        revisions = []
+        for order, identity in entries:
+            label = self._label(identity, False)
+            self._current[order] = identity
+            self.revisions.append(RevisionRecord(kind, self._k, at_ms, order, label))
+            revisions.append(say.revision_entry(order, label, [
+                say.word_message(w.text, w.start, w.end, 0.95, True, label)
+                for w in words[order]]))
+        return [say.speaker_revision(revisions)] if revisions else []
+
+    def _interval_revision(self) -> list[dict]:
+        """The k-th mid-session revision: each wrongly labelled final turn sent so far is
+        corrected with probability ``p_interval_revision`` (see :class:`OracleConfig`)."""
+        u = interval_revision_draws(self.config.seed, self.recording.uri, self._k,
+                                    len(self.decisions))
+        entries = []
+        for order, index, _ in self._emitted:
+            decision = self._turn_decision[index]
+            home = self._homes.get(decision.reference_speaker)
+            current = self._current[order]
+            if current is not None and home is not None and current != home and \
+                    self._letters.get(home) is not None and \
+                    u[decision.index] < self.config.p_interval_revision:
+                entries.append((order, home))
+        return self._revise(entries, "interval", self._k * self._interval)
+
+    def _advance_to(self, limit: int) -> list[dict]:
+        """Emit every event due by sample ``limit``, in due order."""
         out: list[dict] = []
         while self._cursor < len(self.turns):
             turn = self.turns[self._cursor]
@@ -251,14 +322,14 @@ class OracleEngine(Engine):
                 first = turn.words[0]
                 at = min(first.start + SPEECH_STARTED_AFTER_MS, first.end)
                 due = max(at * SAMPLES_PER_MS, self._last_due)
-                if due > self.samples:
+                if due > limit:
                     break
                 self._last_due = due
                 self._speech_started = self._cursor
                 out.append(say.speech_started(first.start, 0.9))
             elif self._shown < len(turn.words):
                 due = max(turn.words[self._shown].end * SAMPLES_PER_MS, self._last_due)
-                if due > self.samples:
+                if due > limit:
                     break
                 self._shown += 1
                 self._last_due = due
@@ -267,7 +338,7 @@ class OracleEngine(Engine):
             else:
                 delay = self._turn_decision[self._cursor].final_delay_ms
                 due = max((turn.end + delay) * SAMPLES_PER_MS, self._last_due)
-                if due > self.samples:
+                if due > limit:
                     break
                 self._last_due = due
                 out += self._finals(self._cursor, turn.words)
@@ -339,14 +410,9 @@ class OracleEngine(Engine):
             if words:
                 out += self._finals(index, words)
         self._cursor = len(self.turns)
-        revisions = []
-        for turn_order, index, words in self._emitted:
-            decision = self._turn_decision[index]
-            if decision.revision_identity is None:
-                continue
-            label = self._label(decision.revision_identity, False)
-            revisions.append(say.revision_entry(turn_order, label, [
-                say.word_message(w.text, w.start, w.end, 0.95, True, label) for w in words]))
-        if revisions:
-            out.append(say.speaker_revision(revisions))
-        return out
+        entries = []
+        for turn_order, index, _ in self._emitted:
+            target = self._turn_decision[index].revision_identity
+            if target is not None and target != self._current[turn_order]:
+                entries.append((turn_order, target))
+        return out + self._revise(entries, "final", self.samples // SAMPLES_PER_MS)

@@ -36,6 +36,16 @@ class OracleConfig:
     ``unknown_style="null"``) with probability ``p_unknown_short``.
     ``p_partial_label_change``: partials show another existing label than the final.
     ``p_revision``: at finish, a SpeakerRevision corrects a wrongly labelled final turn.
+    ``p_interval_revision`` (q): with ``speaker_labels_revision_interval_ms`` = I > 0, each
+    time the audio received passes a multiple k*I, every final turn already sent whose
+    current label is wrong (not its speaker's own label, that label already shown) is
+    corrected with probability q, independently per turn and interval
+    (:func:`interval_revision_draws`); the corrections go out as one SpeakerRevision.
+    Word shape (:func:`shape_words`): Universal-Streaming models send word times on their
+    family's 80 ms grid, and each word that touches the next one in its turn is sent
+    zero-length with probability ``p_zero_length`` (the next word starts where it stood, so
+    speech time is kept); ``exact_words=True`` sends the reference times to 1 ms for every
+    model (validation of scoring against the reference).
     """
 
     seed: int = 0
@@ -50,6 +60,9 @@ class OracleConfig:
     unknown_style: str = "UNKNOWN"
     p_partial_label_change: float = 0.0
     p_revision: float = 0.0
+    p_interval_revision: float = 0.5
+    p_zero_length: float = 0.1
+    exact_words: bool = False
     merge_gap: float | None = 0.3
     words_per_second: float = 2.5
     identify_seconds: float = 10.0
@@ -65,6 +78,8 @@ class OracleConfig:
                          "p_unknown_short": self.p_unknown_short,
                          "p_partial_label_change": self.p_partial_label_change,
                          "p_revision": self.p_revision,
+                         "p_interval_revision": self.p_interval_revision,
+                         "p_zero_length": self.p_zero_length,
                          **{f"p_wrong_by_words[{i}]": p for i, p in enumerate(table)}}
         for name, value in probabilities.items():
             if not 0.0 <= value <= 1.0:
@@ -183,12 +198,15 @@ def _pseudo_words(start: float, end: float, config: OracleConfig, first: int) ->
     return [PlannedWord(bounds[i], bounds[i + 1], f"w{first + i}") for i in range(n)]
 
 
-def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
-    """The oracle's turns for ``recording``: pure function of the reference and ``config``.
+def plan_turns(recording: Recording, config: OracleConfig,
+               family: say.ModelFamily | None = None) -> list[PlannedTurn]:
+    """The oracle's turns for ``recording``: pure function of the reference, ``config`` and
+    the model ``family`` whose word shape they take (:func:`shape_words`; None: none).
 
     Same-speaker segments that overlap or touch become one piece; pieces closer than
     ``merge_gap`` form one turn. Words come from each piece separately, so they never span
-    a gap: with no label errors the final words reproduce the reference speech (to 1 ms).
+    a gap: with no label errors and no word shape the final words reproduce the reference
+    speech (to 1 ms). Overlap ratios are measured on the shaped words.
     """
     segments = sorted((seg.start, seg.end, str(label))
                       for seg, _, label in recording.reference.itertracks(yield_label=True))
@@ -209,7 +227,7 @@ def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
     overlap_starts = np.array([s for s, _ in overlap], dtype=float)
     overlap_ends = np.array([e for _, e in overlap], dtype=float)
     reference_words = sorted(recording.words or [], key=lambda w: (w.start, w.end))
-    turns = []
+    planned = []
     for speaker, pieces in runs:
         words: list[PlannedWord] = []
         for start, end in pieces:
@@ -219,6 +237,12 @@ def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
                       for w in reference_words
                       if w.speaker == speaker and start <= (w.start + w.end) / 2 < end]
             words += inside or _pseudo_words(start, end, config, len(words) + 1)
+        planned.append(PlannedTurn(speaker, tuple(words), 0.0))
+    planned.sort(key=lambda t: (t.start, t.end, t.speaker))
+    if family is not None:
+        planned = shape_words(planned, family, config, recording.uri)
+    turns = []
+    for speaker, words, _ in ((t.speaker, t.words, None) for t in planned):
         spoken = overlapped = 0.0
         for w in words:
             s, e = w.start / 1000.0, w.end / 1000.0
@@ -227,7 +251,6 @@ def plan_turns(recording: Recording, config: OracleConfig) -> list[PlannedTurn]:
                 overlapped += float(np.clip(np.minimum(e, overlap_ends)
                                             - np.maximum(s, overlap_starts), 0, None).sum())
         turns.append(PlannedTurn(speaker, tuple(words), overlapped / spoken if spoken else 0.0))
-    turns.sort(key=lambda t: (t.start, t.end, t.speaker))
     return turns
 
 
@@ -240,6 +263,39 @@ def draws(seed: int, uri: str, n_turns: int) -> np.ndarray:
     configuration of a recording sees the same draws (common random numbers)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, _stable_hash(uri)]).random(
         (n_turns, _N_DRAWS))
+
+
+def interval_revision_draws(seed: int, uri: str, k: int, n_turns: int) -> np.ndarray:
+    """The uniform numbers (one per planned turn) of the k-th mid-session revision (k >= 1):
+    from (seed, uri, k) alone, so every pace and chunking gives the same revisions."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, _stable_hash(uri), 0x52455649,
+                                  int(k)]).random(n_turns)
+
+
+def shape_words(turns: Sequence[PlannedTurn], family: say.ModelFamily, config: OracleConfig,
+                uri: str) -> list[PlannedTurn]:
+    """``turns`` with their words in the shape ``family`` sends (see :class:`OracleConfig`):
+    times rounded to ``family.word_grid_ms`` (a word never ends before it starts); with
+    ``family.zero_length_words``, a word whose (rounded) end is the next word's start becomes
+    zero-length with probability ``config.p_zero_length`` and the next word starts at its
+    start. Unchanged with ``config.exact_words`` or a 1 ms grid without zero-length words."""
+    if config.exact_words or (family.word_grid_ms <= 1 and not family.zero_length_words):
+        return list(turns)
+    n_words = sum(len(t.words) for t in turns)
+    u = np.random.default_rng([int(config.seed) & 0xFFFFFFFF, _stable_hash(uri),
+                               0x5A45524F]).random(n_words)
+    p = config.p_zero_length if family.zero_length_words else 0.0
+    out, n = [], 0
+    for turn in turns:
+        times = [[family.on_grid(w.start), family.on_grid(w.end)] for w in turn.words]
+        for i, t in enumerate(times):
+            t[1] = max(t[1], t[0])
+            if i + 1 < len(times) and u[n + i] < p and t[1] == times[i + 1][0]:
+                times[i + 1][0], t[1] = t[0], t[0]
+        n += len(times)
+        words = tuple(PlannedWord(s, e, w.text) for (s, e), w in zip(times, turn.words))
+        out.append(PlannedTurn(turn.speaker, words, turn.overlap_ratio))
+    return out
 
 
 def assign_labels(turns: Sequence[PlannedTurn], params: SessionParams, config: OracleConfig,
@@ -319,7 +375,7 @@ def oracle_decisions(recording: Recording, params: SessionParams,
     against these from another process (the server's engines live in the server process).
     """
     config = config or OracleConfig()
-    turns = plan_turns(recording, config)
+    turns = plan_turns(recording, config, params.family)
     decisions = assign_labels(turns, params, config, draws(config.seed, recording.uri,
                                                            len(turns)))
     letters = say.SpeakerLetters()

@@ -6,7 +6,9 @@ speakers with overlap-aware activity; a CAM++ embedding per active local speaker
 recent ``embedding_seconds`` of single-speaker frames) goes to the incremental clustering,
 which maps local to global speakers; the mapped activities are averaged on the session's
 20 ms grid (``grid.SpeakerGrid``). Every window is kept as a :class:`Window` for the
-re-clustering (``recluster``) and the end-of-stream revision (``revision``).
+re-clustering (``recluster``) and the end-of-stream revision (``revision``). A local speaker
+whose embedding frames are nearly those of an embedding of the previous window takes that
+embedding (``reuse_embeddings``): embeddings are the main cost.
 """
 
 from __future__ import annotations
@@ -96,11 +98,16 @@ class Diarizer:
         self.speech_grid = SpeakerGrid(1, None)  # speech of the speech_window segmentations
         self.speech_at: int | None = None  # sample: end of the last one
         self.previous: _Previous | None = None
+        # the last window's embeddings and the absolute fbank frames each was computed from
+        self.embedded: list[tuple[np.ndarray, np.ndarray]] = []
         self.windows: list[Window] = []
         # the re-clustering splits down to split_floor (recluster.cut_tree) on narrow-band
         # audio (set by the engine from its bandwidth.BandwidthMeter) or with max_speakers given
         self.narrow = False
         self.hinted = max_speakers < MAX_GLOBAL
+        # their embeddings as the re-clustering takes them, kept up to date as windows come
+        from diareval.server.engines.baseline.recluster import SessionPoints
+        self.points = SessionPoints(config.rho_update)
 
     @property
     def max_speakers(self) -> int:
@@ -234,7 +241,7 @@ class Diarizer:
                             0, len(activity) - 1)
         on = activity >= cfg.speaker_threshold
         alone = on & (on.sum(axis=1, keepdims=True) == 1)
-        chosen, owners = [], []
+        chosen, owners, frames, embedded = [], [], [], []
         for s in active:
             mask = alone[seg_index, s]
             if mask.sum() < cfg.min_embedding_seconds * 100:
@@ -242,13 +249,32 @@ class Diarizer:
             if mask.sum() < cfg.min_embedding_seconds * 100:
                 continue
             rows = np.flatnonzero(mask)[-int(cfg.embedding_seconds * 100):]
+            sources[s] = (int((first + rows[0]) * 160 + 200), int((first + rows[-1]) * 160 + 200))
+            reused = self._reusable(first + rows) if cfg.reuse_embeddings > 0 else None
+            if reused is not None:
+                embeddings[s], valid[s] = reused[1], True
+                embedded.append(reused)
+                continue
             chosen.append(feats[rows])
             owners.append(s)
-            sources[s] = (int((first + rows[0]) * 160 + 200), int((first + rows[-1]) * 160 + 200))
+            frames.append(first + rows)
         if chosen:
-            embeddings[owners] = self.models.embedding.from_features(chosen)
+            computed = self.models.embedding.from_features(chosen)
+            embeddings[owners] = computed
             valid[owners] = True
+            embedded += list(zip(frames, computed))
+        self.embedded = embedded
         return embeddings, valid, sources
+
+    def _reusable(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frames, embedding) of the previous window's embedding computed from nearly the
+        same absolute fbank ``frames`` (Jaccard >= ``reuse_embeddings``), or None."""
+        for entry in self.embedded:
+            shared_frames = np.intersect1d(frames, entry[0], assume_unique=True).size
+            union = len(frames) + len(entry[0]) - shared_frames
+            if union and shared_frames >= self.config.reuse_embeddings * union:
+                return entry
+        return None
 
     def speaker_of_audio(self, audio: np.ndarray):
         """The global speaker closest to an embedding of ``audio`` (its last 3 s), or a new

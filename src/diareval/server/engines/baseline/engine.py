@@ -15,16 +15,21 @@
    (``labelling.Labeller``: word and turn speakers, changes of speaker, overlapped speech;
    live re-clustering in ``recluster``);
 5. at the end of the stream, the revision (``revision``): the whole session re-clustered,
-   every sent turn labelled again;
+   every sent turn labelled again; with ``speaker_labels_revision_interval_ms``, the same
+   every interval of audio during the session too (``midsession``, on a grid of its own);
 6. the engine says what happened through the shared vocabulary (``diareval.server.messages``):
    Turn, SpeakerRevision, SpeechStarted; labels "A", "B", ... in order of first appearance,
-   "UNKNOWN" for a turn with under ``unknown_below`` s of speech.
+   "UNKNOWN" for a turn with under ``unknown_below`` s of speech; per model family
+   (``messages.MODEL_FAMILIES``): word times on the family's grid (Universal-Streaming:
+   80 ms, so words under 40 ms are zero-length), and for U3 Pro one partial per pause with
+   non-final words and one formatted final (no partials as the turn grows).
 
 Time is audio time only (base.py): the same audio gives the same messages whatever the pace.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +38,7 @@ from diareval.constants import SAMPLE_RATE, UNKNOWN
 from diareval.errors import ConfigError
 from diareval.server import messages as say
 from diareval.server.engines.base import Engine, SessionParams
-from diareval.server.engines.baseline import revision
+from diareval.server.engines.baseline import midsession, revision
 from diareval.server.engines.baseline.bandwidth import BandwidthMeter
 from diareval.server.engines.baseline.buffer import AudioBuffer
 from diareval.server.engines.baseline.config import (MAX_GLOBAL, MAX_LIVE_POINTS,  # noqa: F401
@@ -80,7 +85,11 @@ class BaselineEngine(Engine):
         self.vad = self.models.vad_factory()
         self.audio = AudioBuffer()  # audio kept for decoding and embeddings
         self.vad_probs: list[float] = []
-        self.turns = TurnBuilder(self.config, params.effective_min_turn_silence / 1000.0,
+        self.family = params.family
+        # U3 Pro: at most one partial per silence, so no partials as the turn grows
+        turn_config = replace(self.config, partials=False) if self.family.partial_per_pause \
+            else self.config
+        self.turns = TurnBuilder(turn_config, params.effective_min_turn_silence / 1000.0,
                                  params.effective_max_turn_silence / 1000.0, self._decode)
         self.diarizer = self.labeller = None
         if self.diarize:
@@ -90,7 +99,10 @@ class BaselineEngine(Engine):
             self.bandwidth = BandwidthMeter(self.config.narrow_db)
         self.next_step = int(self.config.step * SAMPLE_RATE)
         self.letters = say.SpeakerLetters()
-        self.final_turns: dict[int, dict] = {}  # turn_order -> the final Turn message sent
+        # turn_order -> the final Turn as the client has it (as sent, revisions applied)
+        self.final_turns: dict[int, dict] = {}
+        self.revision_interval = params.revision_interval_ms * SAMPLE_RATE // 1000
+        self.next_revision = self.revision_interval  # sample (0: no mid-session revisions)
         self.turn_spans: dict[int, list[Word]] = {}  # turn_order -> its words before growing
         self.finished = False
 
@@ -132,8 +144,22 @@ class BaselineEngine(Engine):
             event = self.turns.on_frame(float(p), frame_end, self.audio.start, self.received)
             if event is not None:
                 messages += self._say(event)
+        messages += self._interval_revisions()
         self._trim_buffer()
         return messages
+
+    def _interval_revisions(self) -> list[dict]:
+        """The mid-session SpeakerRevision due (``midsession``): one when the audio received
+        passes the next multiple of the interval and some sent turn changed."""
+        if not (self.diarize and self.config.revise and self.next_revision) or \
+                self.received < self.next_revision:
+            return []
+        while self.next_revision <= self.received:
+            self.next_revision += self.revision_interval
+        entries = midsession.interval_revision(self.diarizer, self.config, self.final_turns,
+                                               self.turn_spans, self.letters,
+                                               self.received / SAMPLE_RATE, self._ms)
+        return [say.speaker_revision(entries)] if entries else []
 
     def force_endpoint(self) -> list[dict]:
         """ForceEndpoint: the turn in progress ends now."""
@@ -161,7 +187,7 @@ class BaselineEngine(Engine):
             if revision.remap_session(self.diarizer, self.config):
                 entries = revision.revised_turns(self.diarizer, self.config, self.final_turns,
                                                  self.turn_spans, self.letters,
-                                                 self.received / SAMPLE_RATE)
+                                                 self.received / SAMPLE_RATE, ms=self._ms)
                 if entries:
                     messages.append(say.speaker_revision(entries))
         return messages
@@ -213,10 +239,15 @@ class BaselineEngine(Engine):
             return say.NO_SPEAKER
         return self.letters(int(speaker)) if isinstance(speaker, (int, np.integer)) else speaker
 
+    def _ms(self, seconds: float) -> int:
+        """A time as sent: integer ms on the model family's word grid."""
+        return self.family.on_grid(say.to_ms(seconds))
+
     def _words(self, words: Sequence[Word], finals: Sequence[bool], speakers, formatted: bool):
-        """Word messages; speakers named in word order (letters by first appearance)."""
-        return [say.word_message(w.text if formatted else plain(w.text), say.to_ms(w.start),
-                                 say.to_ms(max(w.end, w.start)), w.probability, final,
+        """Word messages; speakers named in word order (letters by first appearance), and
+        only on final words (the vocabulary drops them on the others)."""
+        return [say.word_message(w.text if formatted else plain(w.text), self._ms(w.start),
+                                 self._ms(max(w.end, w.start)), w.probability, final,
                                  self._name(speakers[i]) if speakers else say.NO_SPEAKER)
                 for i, (w, final) in enumerate(zip(words, finals))]
 
@@ -224,7 +255,8 @@ class BaselineEngine(Engine):
         speakers = label = None
         if self.diarize:
             speakers, label = self.labeller.partial(event.words)
-        msg_words = self._words(event.words, event.finals, speakers, formatted=False)
+        finals = event.finals if self.family.partial_words_final else [False] * len(event.words)
+        msg_words = self._words(event.words, finals, speakers, formatted=False)
         letter = self.letters(int(label)) if label is not None else None
         return [say.turn_message(self.params, turn_order=event.order, words=msg_words,
                                  end_of_turn=False, speaker_label=letter)]
@@ -244,7 +276,11 @@ class BaselineEngine(Engine):
             speakers = [UNKNOWN] * len(turn.words) if turn.unknown else turn.speakers
         finals = [True] * len(turn.words)
         messages = []
-        for formatted in ([False, True] if self.params.format_turns else [False]):
+        if self.family.one_formatted_final:  # U3 Pro: one final, formatted
+            formats = [True]
+        else:
+            formats = [False, True] if self.params.format_turns else [False]
+        for formatted in formats:
             msg_words = self._words(turn.words, finals, speakers, formatted)
             letter = None
             if self.diarize:

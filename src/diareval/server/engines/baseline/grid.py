@@ -29,17 +29,28 @@ GRID = 0.02  # seconds per cell
 class SpeakerGrid:
     """Per-cell sums of mapped speaker activity for up to ``n_speakers`` global speakers."""
 
-    def __init__(self, n_speakers: int, evidence_floor: float | None = 0.25):
+    def __init__(self, n_speakers: int, evidence_floor: float | None = 0.25, origin: int = 0):
         """``evidence_floor``: share of the top mean activity a speaker needs for its
-        evidence to count over a word; None ignores the evidence (activity only)."""
+        evidence to count over a word; None ignores the evidence (activity only).
+        ``origin``: the first cell the grid holds (cells are absolute; a grid of the recent
+        windows only, e.g. the live re-clustering's, starts there instead of at cell 0, so
+        it costs the same at any point of a long session). Cells before it read as
+        covered by no window."""
         self.n_speakers = n_speakers
         self.evidence_floor = evidence_floor
+        self.origin = int(origin)
         self.act = np.zeros((0, n_speakers), dtype=np.float32)
         self.evidence = np.zeros((0, n_speakers), dtype=np.float32)
         self.weight = np.zeros(0, dtype=np.float32)
         self.speech = np.zeros(0, dtype=np.float32)  # weighted sums of local speech activity
 
+    @property
+    def end(self) -> int:
+        """One past the last cell held (absolute)."""
+        return self.origin + len(self.weight)
+
     def _ensure(self, cells: int) -> None:
+        """Room for the cells up to ``cells`` (counted from ``origin``)."""
         if cells > len(self.weight):
             grow = max(cells, 2 * len(self.weight), 500) - len(self.weight)
             self.act = np.vstack([self.act, np.zeros((grow, self.n_speakers), np.float32)])
@@ -57,6 +68,9 @@ class SpeakerGrid:
         """Add one window: ``local`` (cells, local speakers) activity from cell ``c0``,
         ``weights`` per cell, ``mapping`` {local speaker: global speaker}, ``sourced``
         (cells, local speakers) True where that speaker's embedding audio lies."""
+        if c0 < self.origin:
+            raise ValueError(f"window from cell {c0} before the grid's origin {self.origin}")
+        c0 -= self.origin
         c1 = c0 + len(local)
         self._ensure(c1)
         self.weight[c0:c1] += weights
@@ -67,6 +81,9 @@ class SpeakerGrid:
 
     def add_speech(self, c0: int, speech: np.ndarray, weights: np.ndarray) -> None:
         """Add one window's speech activity only (no speakers), from cell ``c0``."""
+        if c0 < self.origin:
+            raise ValueError(f"window from cell {c0} before the grid's origin {self.origin}")
+        c0 -= self.origin
         c1 = c0 + len(speech)
         self._ensure(c1)
         self.weight[c0:c1] += weights
@@ -74,7 +91,7 @@ class SpeakerGrid:
 
     def covered(self, c0: int, c1: int) -> np.ndarray:
         """Bool per cell of [c0, c1): some window was added there."""
-        cells = np.arange(c0, c1)
+        cells = np.arange(c0, c1) - self.origin
         out = np.zeros(len(cells), dtype=bool)
         inside = (cells >= 0) & (cells < len(self.weight))
         out[inside] = self.weight[cells[inside]] > 0
@@ -83,7 +100,7 @@ class SpeakerGrid:
     def speech_cells(self, c0: int, c1: int, threshold: float) -> np.ndarray:
         """Bool per cell of [c0, c1): the windows' mean local speech is >= ``threshold``."""
         out = np.zeros(max(0, c1 - c0), dtype=bool)
-        cells = np.arange(c0, c1)
+        cells = np.arange(c0, c1) - self.origin
         inside = (cells >= 0) & (cells < len(self.weight))
         w = self.weight[cells[inside]]
         out[inside] = (w > 0) & (self.speech[cells[inside]] >= threshold * np.maximum(w, 1e-9))
@@ -94,7 +111,7 @@ class SpeakerGrid:
         window was added), and whether any window covered each cell."""
         out = np.zeros((max(0, c1 - c0), self.n_speakers), dtype=np.float32)
         covered = np.zeros(len(out), dtype=bool)
-        cells = np.arange(c0, c1)
+        cells = np.arange(c0, c1) - self.origin
         inside = (cells >= 0) & (cells < len(self.weight))
         w = self.weight[cells[inside]]
         covered[inside] = w > 0
@@ -108,7 +125,7 @@ class SpeakerGrid:
         mean activity over the windows is at least ``threshold`` (with ``overlap``, and
         another speaker's too), contiguous from ``t``."""
         n, c = int(round(limit / GRID)), int(round(t / GRID))
-        c0, c1 = (max(0, c - n), c) if direction < 0 else (c, min(len(self.weight), c + n))
+        c0, c1 = (max(0, c - n), c) if direction < 0 else (c, min(self.end, c + n))
         if n <= 0 or c1 <= c0:
             return t
         activity, covered = self.mean_activity(c0, c1)
@@ -125,7 +142,9 @@ class SpeakerGrid:
     def speaker_at(self, start: float, end: float):
         """The global speaker of a word over [start, end] s (see the module docstring),
         widened by 0.25 then 0.75 s if no window saw speech there; None if none did."""
-        c0, c1 = max(0, int(start / GRID)), min(len(self.weight), int(np.ceil(end / GRID)) + 1)
+        o = self.origin  # cells before it hold no window: clip there
+        c0 = max(o, int(start / GRID)) - o
+        c1 = min(self.end, int(np.ceil(end / GRID)) + 1) - o
         weight = self.weight[c0:c1].sum() if c1 > c0 else 0.0
         if self.evidence_floor is not None and weight > 0:
             votes = self.evidence[c0:c1].sum(axis=0)
@@ -135,8 +154,8 @@ class SpeakerGrid:
                 if votes.max() > 0:
                     return int(np.argmax(votes))
         for pad in (0.0, 0.25, 0.75):
-            c0 = max(0, int((start - pad) / GRID))
-            c1 = min(len(self.weight), int(np.ceil((end + pad) / GRID)) + 1)
+            c0 = max(o, int((start - pad) / GRID)) - o
+            c1 = min(self.end, int(np.ceil((end + pad) / GRID)) + 1) - o
             if c1 <= c0:
                 continue
             w = self.weight[c0:c1]

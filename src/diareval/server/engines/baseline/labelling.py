@@ -220,7 +220,8 @@ class Labeller:
         if cfg.live_recluster and words:
             grid = recluster.reclustered_grid(diarizer.windows, words[0].start, cfg,
                                               diarizer.max_speakers, diarizer.evidence_floor,
-                                              MAX_LIVE_POINTS, diarizer.split)
+                                              MAX_LIVE_POINTS, diarizer.points,
+                                              split=diarizer.split)
         grid = diarizer.grid if grid is None else grid
         speakers = word_speakers(words, grid, cfg.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, cfg.refine_changes)

@@ -7,6 +7,13 @@ clusters; on narrow-band audio or with max_speakers given, merges down to
 ``split_floor`` are undone too where both sides are large: :func:`cut_tree`); clusters are named after the online speakers they co-occur with most, so
 letters already shown stay where they were right; each window's local speakers then map
 to their closest cluster.
+
+The cost per final turn does not grow with the session (issue 16): the embeddings are kept
+as the windows arrive (:class:`SessionPoints`, so no turn walks every window kept), the
+tree is built on at most ``MAX_LIVE_POINTS`` of them (an evenly spaced sample, as before),
+only the recent windows are mapped again, and their grid starts at the first of them
+(``SpeakerGrid.origin``), not at cell 0. The clusters are those of the full walk, exactly
+(tests/test_long_sessions.py).
 """
 
 from __future__ import annotations
@@ -90,44 +97,99 @@ def cut_tree(tree: np.ndarray, points: np.ndarray, threshold: float, cap: int,
     return labels
 
 
+class SessionPoints:
+    """The embeddings the re-clustering uses, kept as the windows arrive (running statistics
+    of the session, so a final turn does not walk every window kept).
+
+    A point is a local speaker's embedding in a window where it is valid and its mean frame
+    activity is at least ``rho_update`` (the online clustering's own rule); with it, the
+    online global speaker that window mapped it to (-1: none). :meth:`sync` takes the
+    windows appended since the last call, so the work per call is the new windows only.
+    """
+
+    def __init__(self, rho_update: float):
+        self.rho_update = rho_update
+        self._points = np.zeros((0, 0), dtype=np.float32)  # sized at the first point
+        self._online = np.zeros(0, dtype=np.int64)
+        self.n = 0  # points so far
+        self.windows_seen = 0  # windows taken so far
+        self.windows_touched = 0  # windows read by sync, ever (tests count the work)
+        self.max_online = -1  # the largest online speaker any window mapped to
+
+    @property
+    def points(self) -> np.ndarray:
+        """(n, embedding dimension) float32 embeddings, in window order."""
+        return self._points[:self.n]
+
+    @property
+    def online(self) -> np.ndarray:
+        """(n,) the online speaker each point's window mapped it to, -1 for none."""
+        return self._online[:self.n]
+
+    def sync(self, windows: Sequence[Window]) -> "SessionPoints":
+        """Take the windows of ``windows`` after those already taken (all of them again if
+        the list is shorter than what was taken: a different session's)."""
+        if len(windows) < self.windows_seen:
+            self.__init__(self.rho_update)
+        for index in range(self.windows_seen, len(windows)):
+            window = windows[index]
+            self.windows_touched += 1
+            activity = window.summary
+            for k in range(len(window.valid)):
+                if window.valid[k] and activity[:, k].mean() >= self.rho_update:
+                    self._append(window.embeddings[k], window.mapping.get(k, -1))
+            self.max_online = max(self.max_online, max(window.mapping.values(), default=-1))
+        self.windows_seen = len(windows)
+        return self
+
+    def _append(self, embedding: np.ndarray, online: int) -> None:
+        if self.n == len(self._points):  # amortised O(1): double the capacity
+            grow = max(64, self.n)
+            dim = self._points.shape[1] if self.n else len(embedding)
+            self._points = np.vstack([self._points.reshape(-1, dim),
+                                      np.zeros((grow, dim), dtype=np.float32)])
+            self._online = np.concatenate([self._online, np.full(grow, -1, dtype=np.int64)])
+        self._points[self.n] = embedding
+        self._online[self.n] = online
+        self.n += 1
+
+
 def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
                      max_points: int = MAX_OFFLINE_POINTS,
-                     split: bool = False) -> tuple[np.ndarray, list[int]] | None:
+                     points: SessionPoints | None = None, split: bool = False
+                     ) -> tuple[np.ndarray, list[int]] | None:
     """Re-cluster every local speaker embedding of ``windows`` at once. Returns the cluster
     centroids and the global speaker each is named after; None with fewer than two
-    embeddings. At most ``max_points`` embeddings (evenly spaced) build the tree. With
-    ``split`` (narrow-band audio, or max_speakers given), merges down to
-    ``config.split_floor`` are undone too where both sides are large (:func:`cut_tree`)."""
+    embeddings. At most ``max_points`` embeddings (evenly spaced) build the tree, so its
+    cost is capped. With ``split`` (narrow-band audio, or max_speakers given), merges down
+    to ``config.split_floor`` are undone too where both sides are large (:func:`cut_tree`).
+    ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
+    windows added since it last was are read); None: collected afresh."""
     from scipy.cluster.hierarchy import linkage
 
     from diareval.server.engines.baseline.clustering import cosine_distances
 
-    points, owners = [], []
-    for index, window in enumerate(windows):
-        embeddings, valid, activity = window.embeddings, window.valid, window.summary
-        for k in range(len(valid)):
-            if valid[k] and activity[:, k].mean() >= config.rho_update:
-                points.append(embeddings[k])
-                owners.append((index, k))
-    if len(points) < 2:
+    store = (points if points is not None else SessionPoints(config.rho_update)).sync(windows)
+    n = store.n
+    if n < 2:
         return None
-    points = np.asarray(points, dtype=np.float64)
-    if len(points) > max_points:  # long sessions: an evenly spaced sample
-        keep = np.linspace(0, len(points) - 1, max_points).astype(int)
-        points, owners = points[keep], [owners[i] for i in keep]
-    tree = linkage(points, method="average", metric="cosine")
+    keep = np.linspace(0, n - 1, max_points).astype(int) if n > max_points else slice(None)
+    # long sessions: an evenly spaced sample
+    points_ = store.points[keep].astype(np.float64)
+    online = store.online[keep]
+    tree = linkage(points_, method="average", metric="cosine")
     cap = max_speakers
     floor = config.split_floor if split and config.split_floor > 0 else None
-    labels = cut_tree(tree, points, config.offline_threshold, cap, floor, config.split_min_points)
+    labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
+                      config.split_min_points)
     clusters = sorted(set(labels))
-    centroids = np.stack([points[labels == c].mean(axis=0) for c in clusters])
+    centroids = np.stack([points_[labels == c].mean(axis=0) for c in clusters])
     # name clusters after online speakers: Hungarian on how often they co-occur
-    online_ids = sorted({g for w in windows for g in w.mapping.values()})
-    overlap = np.zeros((len(clusters), max(online_ids, default=-1) + 1))
-    for (index, k), label in zip(owners, labels):
-        g = windows[index].mapping.get(k)
-        if g is not None:
-            overlap[clusters.index(label), g] += 1
+    overlap = np.zeros((len(clusters), store.max_online + 1))
+    row = {c: i for i, c in enumerate(clusters)}
+    for g, label in zip(online, labels):
+        if g >= 0:
+            overlap[row[label], g] += 1
     names = {}
     if overlap.size:
         rows, cols = linear_sum_assignment(-overlap)
@@ -169,28 +231,39 @@ def map_windows(centroids: np.ndarray, names: list[int], windows: Sequence[Windo
     return mappings
 
 
-def offline_mappings(windows: Sequence[Window], config: BaselineConfig,
-                     max_speakers: int, split: bool = False) -> list[dict] | None:
+def offline_mappings(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
+                     points: SessionPoints | None = None, split: bool = False
+                     ) -> list[dict] | None:
     """Every window's mapping from re-clustering the whole session (the revision)."""
-    clusters = offline_clusters(windows, config, max_speakers, split=split)
+    clusters = offline_clusters(windows, config, max_speakers, split=split, points=points)
     return None if clusters is None else map_windows(*clusters, windows, config)
 
 
+def recent_windows(windows: Sequence[Window], first_cell: int) -> Sequence[Window]:
+    """The windows that reach ``first_cell`` or later (a suffix: windows are in time order);
+    walks back from the newest, so the cost is that of the windows returned."""
+    index = len(windows)
+    while index > 0 and windows[index - 1].first_cell + len(windows[index - 1].local) >= first_cell:
+        index -= 1
+    return windows[index:]
+
+
 def reclustered_grid(windows: Sequence[Window], start: float, config: BaselineConfig,
-                     max_speakers: int, evidence_floor: float | None,
-                     max_points: int, split: bool = False) -> SpeakerGrid | None:
+                     max_speakers: int, evidence_floor: float | None, max_points: int,
+                     points: SessionPoints | None = None, split: bool = False
+                     ) -> SpeakerGrid | None:
     """A grid of the windows from ``start`` - window on, mapped to the clusters of every
     window's embeddings (re-clustered as the revision does, on at most ``max_points``:
-    about 45 ms per final turn at 1000); None when there is nothing to re-cluster."""
-    clusters = offline_clusters(windows, config, max_speakers, max_points, split)
+    about 45 ms per final turn at 1000); None when there is nothing to re-cluster.
+    With the session's ``points`` the work does not grow with the session: the points are
+    kept as windows arrive, the tree is capped, and the grid starts at the first recent
+    window's cell (``SpeakerGrid.origin``)."""
+    clusters = offline_clusters(windows, config, max_speakers, max_points, points, split)
     if clusters is None:
         return None
-    first = int((start - config.window) / GRID)
-    index = len(windows)
-    while index > 0 and windows[index - 1].first_cell + len(windows[index - 1].local) >= first:
-        index -= 1
-    recent = windows[index:]
-    grid = SpeakerGrid(MAX_GLOBAL, evidence_floor)
+    recent = recent_windows(windows, int((start - config.window) / GRID))
+    origin = min((w.first_cell for w in recent if len(w.local)), default=0)
+    grid = SpeakerGrid(MAX_GLOBAL, evidence_floor, origin=origin)
     for window, mapping in zip(recent, map_windows(*clusters, recent, config)):
         if len(window.local):
             grid.add(window.first_cell, window.local, window.weights, mapping, window.sourced)

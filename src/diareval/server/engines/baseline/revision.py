@@ -32,7 +32,7 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
     grid.reset()
     grid.evidence_floor = diarizer.evidence_floor
     offline = (recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
-                                          split=diarizer.split)
+                                          split=diarizer.split, points=diarizer.points)
                if config.revise_offline else None)
     previous: dict = {}
     for index, window in enumerate(diarizer.windows):
@@ -51,11 +51,13 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
 
 def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int, dict],
                   spans: Mapping[int, Sequence[Word]], letter: Callable[[int], str],
-                  end_of_audio: float) -> list[dict]:
+                  end_of_audio: float, grid=None,
+                  ms: Callable[[float], int] = say.to_ms) -> list[dict]:
     """SpeakerRevision entries (``messages.revision_entry``) for the final Turns ``sent``
-    (turn_order -> the message) whose labels or word extents change on ``diarizer.grid``;
-    ``spans``: each turn's words before growing; ``letter``: global speaker -> letter."""
-    grid = diarizer.grid
+    (turn_order -> the message) whose labels or word extents change on ``grid`` (default
+    ``diarizer.grid``); ``spans``: each turn's words before growing; ``letter``: global
+    speaker -> letter; ``ms``: seconds -> the integer ms sent (the model's word grid)."""
+    grid = diarizer.grid if grid is None else grid
     entries = []
     for order in sorted(sent):
         old = sent[order]
@@ -72,7 +74,7 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
         for w, s, g in zip(new_words, speakers, grown):
             if s is not None:
                 w["speaker"] = letter(int(s))
-            w["start"], w["end"] = say.to_ms(g.start), say.to_ms(max(g.end, g.start))
+            w["start"], w["end"] = ms(g.start), ms(max(g.end, g.start))
         new_label = letter(int(label))
         # with overlap_grow / refine_changes a turn is also revised when only its words'
         # extents change: the revised grid sees the audio after the turn, the live one did not
