@@ -23,7 +23,8 @@ Numbers on a shared 2-core machine are noisy (other processes compete for the co
 
 Session 6 (issue 16, items 2 and 3: phone calls), recorded 2026-12-02 on the shared 2-core
 machine (busy: other sessions ran beside these, so the RTFs are high), "before" = main at
-bc40c01, "after" = this change, runs of the two interleaved on the same day. Phone calls:
+bc40c01, "after" = branch calls at dd28a0a (before main merged it with longsess' running
+per-speaker statistics and ``reuse_embeddings``), runs of the two interleaved on the same day. Phone calls:
 ``--dataset calls --dataset-options '{"seed": S, "folder": "../shared/data/librispeech-utterances"}'``
 (4 x 90 s, two real LibriSpeech voices, the "call" turn-taking profile: gaps of 0-0.3 s,
 overlaps at 20% of the changes, through the telephone channel). Development seeds 3, 5, 7
