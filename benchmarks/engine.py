@@ -95,9 +95,10 @@ two at 0.44-0.51, under the 0.5 cut tuned on wide-band meetings; and with no pau
 
 Elsewhere (no regression beyond noise), after: AMI excerpts DER 0.297 (0.2945 before on
 this machine's packages), without revision 0.316; read-speech mixtures seed 3 (4 x 90 s)
-after: DER 0.291, without revision 0.361, floor 0.259, RTF 0.258 (the last table's
-0.305 / 0.359, session 5's packages): the turn splits and the band meter do not hurt
-wide-band read speech.
+before -> after, same day: DER 0.305 -> 0.291, without revision 0.358 -> 0.361, floor
+0.282 -> 0.259. RTF: calls 0.22-0.25 after against 0.18-0.25 before, mixtures seed 3
+0.191 -> 0.258 (the runs competed with others, but the extra decode at each split and the
+shorter turns cost CPU: measure it on a quiet machine before relying on item 6's target).
 
 ``--model`` sets the sessions' speech_model (default universal-streaming-english); its family
 decides the message shapes (issue 13: Universal-Streaming word times on an 80 ms grid; U3 Pro one
