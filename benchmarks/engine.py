@@ -350,6 +350,31 @@ Whisper's CPU time: limited to one thread with threadpoolctl (0.184 -> 0.139); f
 computed once per session instead of once per window; CAM++ and segmentation-3.0 run by
 onnxruntime (exported in memory at load, ~15% faster each): 0.121.
 
+Issue 16 (item 6), 2026-12-02, on the shared 2-core machine under load 6-16 (CPU seconds /
+audio seconds, inflated by the contention; compare the columns of one row only). Profile
+(cProfile, excerpts / calls seed 3): CAM++ embeddings 30% / 36% of the time, segmentation-3.0
+25% / 23% (a third of it the 10 s speech windows), Whisper 29% / 29%, VAD 2%; onnxruntime
+options (graph levels, denormals, spinning) and batching same-length embeddings (-8% per
+pair in isolation) changed nothing measurable. What did: ``reuse_embeddings`` 0.75, a
+local speaker whose last 2 s are nearly the frames (Jaccard >= 0.75) an embedding of the
+previous window came from takes that embedding (a speaker who stopped talking keeps them
+window after window). Runs with ``python`` of a scratch copy of ``stream_offline`` +
+``score`` (DER collar 0, overlap scored, word-level; revised / as sent):
+
+| set | RTF off | RTF 0.75 | DER off | DER 0.75 | side by side? |
+|---|---|---|---|---|---|
+| AMI excerpts | 0.142 | 0.135 (-5%) | 0.2945 / 0.3176 | 0.2919 / 0.3152 | yes |
+| calls seed 3 | 0.231 | 0.197 (-15%) | 0.4510 / 0.4610 | 0.4510 / 0.4610 | yes |
+| calls seed 11 | 0.237 | 0.195 (-18%) | 0.5049 / 0.4941 | 0.5042 / 0.4866 | 10 min apart |
+| mixtures seed 37 | 0.233 | 0.195 (-16%) | 0.3270 / 0.3950 | 0.3265 / 0.4074 | 10 min apart |
+
+Tried: 0.9 (calls 3 -7%, excerpts -4%, same DER; mixtures 37 live 0.4053), 0.6 (also
+skips a talking speaker's every other window: calls 3 -20%, but excerpts 0.3134 /
+0.3346: rejected). 0.75 was chosen with all four sets in view (calls 11 and mixtures 37
+were first run for this, before any choice; 0.9 and 0.75 were both run on them). The
+RTF <= 0.15 target on calls is not met by this alone: 0.188 measured on a quieter
+machine would be about 0.16.
+
 DER: the target (<= 0.30) is not met. The labelling floor says why: these words with
 *perfect* speaker labels would score 0.287, because Whisper tiny.en gives one word stream
 (0.184 is the floor of any hypothesis with one speaker at a time, the second speaker in the
