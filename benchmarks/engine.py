@@ -358,8 +358,8 @@ options (graph levels, denormals, spinning) and batching same-length embeddings 
 pair in isolation) changed nothing measurable. What did: ``reuse_embeddings`` 0.75, a
 local speaker whose last 2 s are nearly the frames (Jaccard >= 0.75) an embedding of the
 previous window came from takes that embedding (a speaker who stopped talking keeps them
-window after window). Runs with ``python`` of a scratch copy of ``stream_offline`` +
-``score`` (DER collar 0, overlap scored, word-level; revised / as sent):
+window after window). Each set streamed as this benchmark does (``stream_offline``, one
+process per set and option), DER collar 0, overlap scored, word-level (revised / as sent):
 
 | set | RTF off | RTF 0.75 | DER off | DER 0.75 | side by side? |
 |---|---|---|---|---|---|
@@ -373,7 +373,8 @@ skips a talking speaker's every other window: calls 3 -20%, but excerpts 0.3134 
 0.3346: rejected). 0.75 was chosen with all four sets in view (calls 11 and mixtures 37
 were first run for this, before any choice; 0.9 and 0.75 were both run on them). The
 RTF <= 0.15 target on calls is not met by this alone: 0.188 measured on a quieter
-machine would be about 0.16.
+machine would be about 0.16. The labels as sent are better on three sets (-0.002 to
+-0.008) and worse on mixtures 37 (+0.012); revised within 0.003 on all four.
 
 DER: the target (<= 0.30) is not met. The labelling floor says why: these words with
 *perfect* speaker labels would score 0.287, because Whisper tiny.en gives one word stream
