@@ -55,15 +55,18 @@ per final turn against session length, model-free (``benchmarks/recluster_cost.p
 before 41 / 83 / 162 / 401 ms at 5 / 30 / 60 / 120 min, after 33 / 37 / 34 / 33 ms.
 `python benchmarks/long_session.py --minutes 120` (mixture seed 21, 4 speakers, with
 that code and reuse_embeddings off) was started at 13:57 on the shared 2-core machine
-under load 9-16 (8 helpers; this process got 10-15% of a core, so 120 min of audio needs
-about 3 h of wall time and it had not finished by the end of the session). Block RTF
-(CPU / audio, inflated by the contention: the same code measures 0.18-0.20 on a quieter
-machine) as it printed them:
+under load 9-16 (8 helpers; this process got 10-15% of a core until 15:30, when the load
+fell to 3-5). Block RTF (CPU / audio; the contention inflates CPU time too, so the blocks
+streamed under the heaviest load, 30-45 min, read high) as it printed them:
 
-| audio up to (min) | 5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 |
-|---|---|---|---|---|---|---|---|---|---|
-| RTF of the block | 0.203 | 0.230 | 0.228 | 0.217 | 0.215 | 0.240 | 0.249 | 0.244 | 0.214 |
+| audio up to (min) | 5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 | 50 | 55 | 60 | 65 | 70 | 75 | 80 | 85 | 90 |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| RTF of the block | 0.203 | 0.230 | 0.228 | 0.217 | 0.215 | 0.240 | 0.249 | 0.244 | 0.214 | 0.226 | 0.228 | 0.191 | 0.191 | 0.199 | 0.187 | 0.188 | 0.201 | 0.209 |
 
+The block at 90 min is within 3% of the first; nothing grows with the session. The
+committed code (reuse_embeddings 0.75), `--minutes 10` on a quieter machine (load 3-4):
+blocks 0.159 / 0.177, re-clustering 6 / 29 ms per final turn (session 5: 10 / 42),
+peak RSS 852 / 881 MB, whole session RTF 0.168, DER 0.313 (as sent 0.436).
 RSS 1.17 GB at 30 min, 1.19 GB at 40 min (peak 2.9 GB while the 120-min mixture is built,
 before streaming). What the session keeps grows by about 90 MB an hour (windows: about
 7.7 KB each, two a second, 55 MB/h; the session grid 16 MB/h; embeddings for the
