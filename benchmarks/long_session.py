@@ -54,25 +54,52 @@ it needs); same messages as before (the clusters are the full walk's, exactly). 
 per final turn against session length, model-free (``benchmarks/recluster_cost.py``):
 before 41 / 83 / 162 / 401 ms at 5 / 30 / 60 / 120 min, after 33 / 37 / 34 / 33 ms.
 `python benchmarks/long_session.py --minutes 120` (mixture seed 21, 4 speakers, with
-that code and reuse_embeddings off) was started at 13:57 on the shared 2-core machine
-under load 9-16 (8 helpers; this process got 10-15% of a core until 15:30, when the load
-fell to 3-5). Block RTF (CPU / audio; the contention inflates CPU time too, so the blocks
-streamed under the heaviest load, 30-45 min, read high) as it printed them:
+that code and reuse_embeddings off), 13:57-15:53 on the shared 2-core machine under load
+9-16 until 15:30 (8 helpers; the contention inflates CPU time too, so the blocks streamed
+then, 5-55 min, read high), 3-5 after:
 
-| audio up to (min) | 5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 | 50 | 55 | 60 | 65 | 70 | 75 | 80 | 85 | 90 |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| RTF of the block | 0.203 | 0.230 | 0.228 | 0.217 | 0.215 | 0.240 | 0.249 | 0.244 | 0.214 | 0.226 | 0.228 | 0.191 | 0.191 | 0.199 | 0.187 | 0.188 | 0.201 | 0.209 |
+| audio up to (min) | RTF of the block | final turns | live re-clustering ms / final turn | peak RSS (MB) | windows kept | DER live: block / session mapping | DER revised: block / session mapping |
+|---|---|---|---|---|---|---|---|
+| 5.0 | 0.203 | 70 | 6 | 2862 | 595 | 0.504 / 0.504 | 0.311 / 0.311 |
+| 10.0 | 0.230 | 67 | 29 | 2862 | 1192 | 0.371 / 0.371 | 0.290 / 0.290 |
+| 15.0 | 0.228 | 71 | 34 | 2862 | 1791 | 0.350 / 0.350 | 0.334 / 0.334 |
+| 20.0 | 0.217 | 77 | 34 | 2862 | 2385 | 0.362 / 0.362 | 0.349 / 0.349 |
+| 25.0 | 0.215 | 64 | 35 | 2862 | 2984 | 0.349 / 0.349 | 0.341 / 0.341 |
+| 30.0 | 0.240 | 68 | 35 | 2862 | 3576 | 0.370 / 0.370 | 0.352 / 0.352 |
+| 35.0 | 0.249 | 65 | 37 | 2862 | 4174 | 0.407 / 0.407 | 0.399 / 0.399 |
+| 40.0 | 0.244 | 72 | 37 | 2862 | 4770 | 0.404 / 0.404 | 0.392 / 0.392 |
+| 45.0 | 0.214 | 69 | 34 | 2862 | 5363 | 0.299 / 0.299 | 0.294 / 0.294 |
+| 50.0 | 0.226 | 70 | 35 | 2862 | 5957 | 0.317 / 0.317 | 0.311 / 0.311 |
+| 55.0 | 0.228 | 71 | 34 | 2862 | 6555 | 0.344 / 0.344 | 0.329 / 0.329 |
+| 60.0 | 0.191 | 69 | 32 | 2862 | 7153 | 0.352 / 0.352 | 0.332 / 0.332 |
+| 65.0 | 0.191 | 74 | 32 | 2862 | 7752 | 0.357 / 0.357 | 0.327 / 0.327 |
+| 70.0 | 0.199 | 70 | 32 | 2862 | 8350 | 0.336 / 0.336 | 0.330 / 0.330 |
+| 75.0 | 0.187 | 65 | 31 | 2862 | 8944 | 0.321 / 0.321 | 0.311 / 0.311 |
+| 80.0 | 0.188 | 65 | 32 | 2862 | 9541 | 0.346 / 0.346 | 0.349 / 0.349 |
+| 85.0 | 0.201 | 71 | 34 | 2862 | 10136 | 0.347 / 0.347 | 0.325 / 0.325 |
+| 90.0 | 0.209 | 61 | 34 | 2862 | 10735 | 0.309 / 0.309 | 0.290 / 0.290 |
+| 95.0 | 0.209 | 68 | 34 | 2862 | 11330 | 0.326 / 0.326 | 0.312 / 0.312 |
+| 100.0 | 0.198 | 70 | 33 | 2862 | 11924 | 0.331 / 0.331 | 0.342 / 0.342 |
+| 105.0 | 0.196 | 70 | 33 | 2862 | 12520 | 0.342 / 0.342 | 0.337 / 0.337 |
+| 110.0 | 0.198 | 63 | 34 | 2862 | 13116 | 0.341 / 0.341 | 0.331 / 0.331 |
+| 115.0 | 0.194 | 69 | 32 | 2862 | 13714 | 0.334 / 0.334 | 0.308 / 0.308 |
+| 120.0 | 0.199 | 66 | 33 | 2862 | 14313 | 0.353 / 0.353 | 0.354 / 0.354 |
 
-The block at 90 min is within 3% of the first; nothing grows with the session. The
+Whole session: RTF 0.211; end-of-stream revision 1.37 s CPU; DER 0.331 (without revision
+0.353). The last block's RTF (0.199) is within 2% of the first's (0.203); the live
+re-clustering is flat at 31-37 ms per final turn from 15 to 120 min (session 5: 72-77 ms
+at 25-30 min, growing). "peak RSS" is the peak of the whole process, reached while the
+120-min mixture was built before streaming (2.9 GB); the resident memory while streaming
+(VmRSS, sampled): 1.17 GB at 30 min, 1.19 at 40, 1.26 at 80, 1.34 at 110 min. The
 committed code (reuse_embeddings 0.75), `--minutes 10` on a quieter machine (load 3-4):
 blocks 0.159 / 0.177, re-clustering 6 / 29 ms per final turn (session 5: 10 / 42),
 peak RSS 852 / 881 MB, whole session RTF 0.168, DER 0.313 (as sent 0.436).
-RSS 1.17 GB at 30 min, 1.19 GB at 40 min (peak 2.9 GB while the 120-min mixture is built,
-before streaming). What the session keeps grows by about 90 MB an hour (windows: about
+What the session keeps grows by about 90 MB an hour (measured: 1.17 -> 1.34 GB from 30
+to 110 min, 130 MB/h with allocator slack) (windows: about
 7.7 KB each, two a second, 55 MB/h; the session grid 16 MB/h; embeddings for the
 re-clustering 8 MB/h; VAD probabilities and sent turns a few MB/h), so at the service's
-3-hour session cap (``max_session_duration_seconds`` 10800) it is under 300 MB above the
-models' ~0.9 GB. The block's own re-clustering ms per turn, windows and RSS are printed
+3-hour session cap (``max_session_duration_seconds`` 10800) it is about 1.5 GB resident
+(models ~0.9 GB). The block's own re-clustering ms per turn, windows and RSS are printed
 with each block now (stderr), so a partial run shows them too.
 """
 
