@@ -46,10 +46,10 @@ from pyannote.core import Annotation, Segment, Timeline
 from diareval.datasets.recording import Recording
 from diareval.datasets.rttm import load_rttm, load_uem
 from diareval.errors import DatasetError
-from diareval.score.der import Conventions, DERResult, JERResult, with_conventions
+from diareval.score.der import Conventions, DERResult, JERResult
 from diareval.score.hypothesis import hypothesis_from_log
 from diareval.score.results import RunScores
-from diareval.score.run import aggregate, write_scores
+from diareval.score.run import add_session_tables, gather_scores, write_scores
 from diareval.score.session import score_session
 from diareval.sessionlog import LogLine
 
@@ -245,16 +245,8 @@ def score_logs(logs: str | Path | Iterable[str | Path], reference, uem=None,
                    **scores.summary)
         row["note"] = "; ".join(filter(None, [row.get("note", "")] + notes))
         rows.append(row)
-        for name, table in scores.tables.items():
-            table.insert(0, "uri", uri)
-            table.insert(0, "config", config)
-            tables.setdefault(name, []).append(table)
-    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    sessions = with_conventions(pd.DataFrame(rows), conventions)
-    merged.update(aggregate(sessions, merged, conventions, n_boot=n_boot, seed=seed))
-    for table in [sessions, *merged.values()]:
-        table.attrs["conventions"] = conventions.describe()
-    result = RunScores.from_tables(merged, conventions.describe(), sessions=sessions)
+        add_session_tables(tables, scores, config, uri)
+    result = gather_scores(rows, tables, conventions, n_boot=n_boot, seed=seed)
     if out is not None:
         write_scores(result, Path(out), conventions)
     return result

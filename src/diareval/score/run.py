@@ -112,20 +112,35 @@ def score_run(run_dir: str | Path, conventions: Conventions = Conventions(), rec
             if caught:
                 row["note"] = "; ".join(filter(None, [row.get("note", "")] +
                                                [str(w.message) for w in caught]))
-            for name, table in scores.tables.items():
-                table.insert(0, "uri", uri)
-                table.insert(0, "config", config)
-                tables.setdefault(name, []).append(table)
+            add_session_tables(tables, scores, config, uri)
         rows.append(row)
-    out = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    sessions_table = with_conventions(pd.DataFrame(rows), conventions)
-    out.update(aggregate(sessions_table, out, conventions, n_boot=n_boot, seed=seed))
-    for table in [sessions_table, *out.values()]:
-        table.attrs["conventions"] = conventions.describe()
-    scores = RunScores.from_tables(out, conventions.describe(), sessions=sessions_table)
+    scores = gather_scores(rows, tables, conventions, n_boot=n_boot, seed=seed)
     if write:
         write_scores(scores, rundir.scores_dir, conventions)
     return scores
+
+
+def add_session_tables(tables: dict[str, list[pd.DataFrame]], scores, config: str,
+                       uri: str) -> None:
+    """Append one session's tables (``SessionScores.tables``), keyed by ``config`` and
+    ``uri``, to the lists ``tables`` gathers per name."""
+    for name, table in scores.tables.items():
+        table.insert(0, "uri", uri)
+        table.insert(0, "config", config)
+        tables.setdefault(name, []).append(table)
+
+
+def gather_scores(rows: list[dict], tables: dict[str, list[pd.DataFrame]],
+                  conventions: Conventions, n_boot: int = 1000, seed: int = 0) -> RunScores:
+    """The :class:`RunScores` of scored sessions: their summary ``rows`` (the sessions
+    table), their tables concatenated per name, and the dataset-level tables
+    (:func:`aggregate`), every one carrying the conventions."""
+    out = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+    sessions = with_conventions(pd.DataFrame(rows), conventions)
+    out.update(aggregate(sessions, out, conventions, n_boot=n_boot, seed=seed))
+    for table in [sessions, *out.values()]:
+        table.attrs["conventions"] = conventions.describe()
+    return RunScores.from_tables(out, conventions.describe(), sessions=sessions)
 
 
 def _der_rows(frame: pd.DataFrame) -> DERResult:
