@@ -163,6 +163,39 @@ def test_derived_copies_are_cached_and_keep_the_references(tmp_path):
     assert same[0].audio_path.read_bytes() == first[0].audio_path.read_bytes()
 
 
+
+def _build_copies(args):
+    folder, root = args
+    out = add_telephone(load_folder(folder), TelephoneChannel(loss=0.1), root=root)
+    return [(r.audio_path, r.audio_path.read_bytes(), r.meta["lost_packets"]) for r in out]
+
+
+def test_concurrent_builds_of_one_set_agree(tmp_path):
+    """Four processes building the same copies at once (two runs, or a run and a benchmark)
+    all get the same, whole files; no temporary folder is left behind."""
+    import multiprocessing
+
+    folder, root = _folder(tmp_path), tmp_path / "cache"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(_build_copies, [(folder, root)] * 4)
+    assert all(result == results[0] for result in results)
+    built = results[0][0][0].parent
+    assert sorted(p.name for p in built.parent.iterdir()) == [built.name]
+    assert all(sf.info(str(path)).frames > 0 for path, _, _ in results[0])
+
+
+def test_an_unfinished_copy_is_rebuilt(tmp_path):
+    """A folder a crashed build left (a truncated losses.json, no telephone.json) is built
+    again, not read."""
+    folder, root = _folder(tmp_path), tmp_path / "cache"
+    first = add_telephone(load_folder(folder), TelephoneChannel(loss=0.1), root=root)
+    built = first[0].audio_path.parent
+    (built / "telephone.json").unlink()
+    (built / "losses.json").write_text('{"a": 0.1')
+    again = add_telephone(load_folder(folder), TelephoneChannel(loss=0.1), root=root)
+    assert [r.meta["lost_packets"] for r in again] == [r.meta["lost_packets"] for r in first]
+    assert (built / "telephone.json").exists()
+
 def test_telephone_errors(tmp_path):
     with pytest.raises(DatasetError, match="loss must be a probability"):
         TelephoneChannel(loss=1.5).validate()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -45,7 +46,7 @@ from diareval.datasets.audio import SAMPLE_RATE, float_to_int16, mulaw_decode, m
 from diareval.datasets.download import cache_root
 from diareval.datasets.noise import _source_identity
 from diareval.datasets.recording import Recording
-from diareval.datasets.rttm import format_rttm
+from diareval.datasets.rttm import format_rttm, format_uem
 from diareval.errors import DatasetError
 
 TELEPHONE_VERSION = 1
@@ -159,31 +160,65 @@ def add_telephone(recordings: list[Recording], channel: TelephoneChannel | None 
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     label = name or str(recordings[0].meta.get("dataset", "dataset"))
     folder = cache_root(root) / "telephone" / f"{label.replace('/', '_').replace(':', '_')}-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    losses = json.loads((folder / "losses.json").read_text()) \
-        if (folder / "losses.json").exists() else {}
+    if not _complete(folder, recordings):
+        _build(folder, recordings, channel, settings)
+    losses = json.loads((folder / "losses.json").read_text())
     out = []
     for rec in recordings:
-        dest = folder / f"{rec.uri}.wav"
-        if not dest.exists() or rec.uri not in losses:
-            audio, lost = channel.apply(rec.load_audio(), rec.uri)
-            part = dest.with_name(dest.name + ".part")  # not *.wav: never taken for audio
-            sf.write(str(part), audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-            os.replace(part, dest)
-            losses[rec.uri] = float(lost.mean()) if lost.size else 0.0
-        rttm, uem = folder / f"{rec.uri}.rttm", folder / f"{rec.uri}.uem"
-        if not (rttm.exists() and uem.exists()):
-            rttm.write_text(format_rttm(rec.reference, rec.uri))
-            uem.write_text("".join(f"{rec.uri} 1 {s.start:.3f} {s.end:.3f}\n" for s in rec.uem))
         meta = dict(rec.meta)
         meta.update({"derived_from": meta.get("dataset"), "telephone": asdict(channel),
                      "lost_packets": losses[rec.uri], "clean_audio": str(rec.audio_path),
                      "dataset": f"{meta.get('dataset', 'dataset')}+telephone"})
-        out.append(Recording(uri=rec.uri, audio_path=dest, reference=rec.reference,
-                             uem=rec.uem, words=rec.words, meta=meta))
-    (folder / "losses.json").write_text(json.dumps(losses, indent=1, sort_keys=True) + "\n")
-    (folder / "telephone.json").write_text(json.dumps(settings, indent=1) + "\n")
+        out.append(Recording(uri=rec.uri, audio_path=folder / f"{rec.uri}.wav",
+                             reference=rec.reference, uem=rec.uem, words=rec.words, meta=meta))
     return out
+
+
+def _complete(folder: Path, recordings: list[Recording]) -> bool:
+    """Whether ``folder`` holds a finished copy of every recording (``telephone.json`` is
+    written last, so a folder without it is someone's unfinished or an old layout)."""
+    if not (folder / "telephone.json").exists() or not (folder / "losses.json").exists():
+        return False
+    try:
+        losses = json.loads((folder / "losses.json").read_text())
+    except ValueError:
+        return False
+    return all(rec.uri in losses and (folder / f"{rec.uri}.wav").exists() for rec in recordings)
+
+
+def _build(folder: Path, recordings: list[Recording], channel: TelephoneChannel,
+           settings: dict) -> None:
+    """Write the channel's copies into a folder of this process's own, then publish it
+    whole under ``folder``: two processes building the same set at once (two runs, or a
+    run and a benchmark) never read each other's half-written files; the one that
+    finishes second keeps the first one's copy (the copies are equal: seeded)."""
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    losses = {}
+    try:
+        for rec in recordings:
+            audio, lost = channel.apply(rec.load_audio(), rec.uri)
+            sf.write(str(tmp / f"{rec.uri}.wav"), audio, SAMPLE_RATE, subtype="PCM_16",
+                     format="WAV")
+            losses[rec.uri] = float(lost.mean()) if lost.size else 0.0
+            (tmp / f"{rec.uri}.rttm").write_text(format_rttm(rec.reference, rec.uri))
+            (tmp / f"{rec.uri}.uem").write_text(format_uem(rec.uem, rec.uri))
+        (tmp / "losses.json").write_text(json.dumps(losses, indent=1, sort_keys=True) + "\n")
+        (tmp / "telephone.json").write_text(json.dumps(settings, indent=1) + "\n")
+        if _complete(folder, recordings):  # another process finished first: keep theirs
+            return
+        if folder.exists():  # unfinished (a crash) or an older layout: set it aside
+            old = folder.with_name(folder.name + f".old-{os.getpid()}")
+            os.replace(folder, old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process published between the check and the rename
+            if not _complete(folder, recordings):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_telephone(dataset: str = "synthetic", root: str | Path | None = None,
