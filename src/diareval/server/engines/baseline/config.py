@@ -89,6 +89,12 @@ class BaselineConfig:
     narrow_delta_new: float = 0.46  # delta_new there (0.55 mapped by the distances' shift; 0: unchanged)
     split_floor: float = 0.38  # cosine distance (0: no such splits)
     split_min_points: int = 10
+    # On narrow-band audio the re-clustering (live and revised) is spectral clustering
+    # with the number of speakers from the eigengap (recluster.spectral_labels, NME-SC),
+    # once the session has spectral_min_points embeddings; "tree": the cut above there too.
+    narrow_clusterer: str = "spectral"
+    spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
+    spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -113,6 +119,9 @@ class BaselineConfig:
         config = cls(**values)
         if config.window < 1.0 or config.step <= 0 or config.step > config.window:
             raise ConfigError("baseline options: need window >= 1 s and 0 < step <= window")
+        if config.narrow_clusterer not in ("spectral", "tree"):
+            raise ConfigError("baseline option narrow_clusterer: 'spectral' or 'tree', got "
+                              f"{config.narrow_clusterer!r}")
         if config.speech_window and (config.speech_window < 1.0 or config.speech_step <= 0):
             raise ConfigError("baseline options: need speech_window 0 or >= 1 s, and speech_step > 0")
         return config

@@ -97,6 +97,70 @@ def cut_tree(tree: np.ndarray, points: np.ndarray, threshold: float, cap: int,
     return labels
 
 
+def spectral_labels(points: np.ndarray, cap: int, max_points: int = 300,
+                    p_values: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+                    min_points: int = 10, min_neighbours: int = 20) -> np.ndarray:
+    """Cluster labels (1..k) of ``points`` by spectral clustering with the number of
+    speakers from the normalised maximum eigengap (NME-SC, Park et al., "Auto-tuning
+    spectral clustering for speaker diarization using normalized maximum eigengap", IEEE
+    SPL 2019): for each pruning share p, the cosine-similarity graph keeps each row's
+    p * n most similar points (binarised, symmetrised); k is the largest gap among the
+    unnormalised Laplacian's smallest eigenvalues (at most ``cap``), and the p whose gap,
+    over the largest eigenvalue, is widest for its p is taken. The rows of the k smallest
+    eigenvectors then go through k-means (k-means++ with a fixed seed: deterministic).
+    Early in a session the points are few, and a window's embeddings are each other's
+    nearest neighbours (the windows overlap): each row keeps at least ``min_neighbours``
+    neighbours (a sparser graph falls apart into as many pieces as it has, and k with
+    it), k is at most one per ``min_points`` points, and a cluster k-means leaves under
+    ``min_points`` joins the closest other one.
+
+    No threshold on distances: what sets k is how the points group, so it does not move
+    when a narrow-band channel shrinks every CAM++ distance (issue 16: a two-speaker call
+    whose voices sit 0.37 apart on average, under the 0.38 floor of :func:`cut_tree`).
+    At most ``max_points`` (evenly spaced) build the graph; the rest join the closest
+    cluster mean (cosine). Written here because the one maintained implementation (NVIDIA
+    NeMo's) comes with NeMo; scipy's eigh and scikit-learn's KMeans do the numerics."""
+    from scipy.linalg import eigh
+    from sklearn.cluster import KMeans
+
+    n = len(points)
+    unit = points / (np.linalg.norm(points, axis=1, keepdims=True) + 1e-12)
+    if n < 3 or cap <= 1:
+        return np.ones(n, dtype=int)
+    keep = np.linspace(0, n - 1, max_points).astype(int) if n > max_points else np.arange(n)
+    sample = unit[keep]
+    m = len(sample)
+    similarity = sample @ sample.T
+    order = np.argsort(-similarity, axis=1)
+    top = min(cap, m // max(min_points, 1), m - 1)
+    if top < 2:
+        return np.ones(n, dtype=int)
+    best = None
+    for p in p_values:
+        neighbours = min(m - 1, max(min_neighbours, int(round(p * m))))
+        affinity = np.zeros((m, m))
+        affinity[np.arange(m)[:, None], order[:, :neighbours]] = 1.0
+        affinity = 0.5 * (affinity + affinity.T)
+        np.fill_diagonal(affinity, 0.0)
+        laplacian = np.diag(affinity.sum(axis=1)) - affinity
+        values, vectors = eigh(laplacian, subset_by_index=[0, top])
+        largest = eigh(laplacian, eigvals_only=True, subset_by_index=[m - 1, m - 1])[0]
+        gaps = np.diff(values)
+        k = int(np.argmax(gaps)) + 1
+        ratio = p / (gaps[k - 1] / max(largest, 1e-10) + 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, k, vectors)
+    _, k, vectors = best
+    if k == 1:
+        return np.ones(n, dtype=int)
+    sampled = KMeans(k, n_init=10, random_state=0).fit_predict(vectors[:, :k])
+    sizes = np.bincount(sampled, minlength=k)
+    kept = [c for c in range(k) if sizes[c] >= min_points] or [int(np.argmax(sizes))]
+    # a cluster under min_points (k-means' leftovers) joins the closest one kept
+    means = np.stack([sample[sampled == c].mean(axis=0) for c in kept])
+    return 1 + np.argmax(unit @ means.T, axis=1)
+
+
 class SessionPoints:
     """The embeddings the re-clustering uses, kept as the windows arrive (running statistics
     of the session, so a final turn does not walk every window kept).
@@ -156,13 +220,15 @@ class SessionPoints:
 
 def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
                      max_points: int = MAX_OFFLINE_POINTS,
-                     points: SessionPoints | None = None, split: bool = False
-                     ) -> tuple[np.ndarray, list[int]] | None:
+                     points: SessionPoints | None = None, split: bool = False,
+                     narrow: bool = False) -> tuple[np.ndarray, list[int]] | None:
     """Re-cluster every local speaker embedding of ``windows`` at once. Returns the cluster
     centroids and the global speaker each is named after; None with fewer than two
     embeddings. At most ``max_points`` embeddings (evenly spaced) build the tree, so its
     cost is capped. With ``split`` (narrow-band audio, or max_speakers given), merges down
-    to ``config.split_floor`` are undone too where both sides are large (:func:`cut_tree`).
+    to ``config.split_floor`` are undone too where both sides are large (:func:`cut_tree`);
+    with ``narrow`` (narrow-band audio; ``config.narrow_clusterer`` "spectral", at least
+    ``config.spectral_min_points`` embeddings) :func:`spectral_labels` instead.
     ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
     windows added since it last was are read); None: collected afresh."""
     from scipy.cluster.hierarchy import linkage
@@ -177,11 +243,15 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     # long sessions: an evenly spaced sample
     points_ = store.points[keep].astype(np.float64)
     online = store.online[keep]
-    tree = linkage(points_, method="average", metric="cosine")
     cap = max_speakers
-    floor = config.split_floor if split and config.split_floor > 0 else None
-    labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
-                      config.split_min_points)
+    if narrow and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
+        labels = spectral_labels(points_, cap, config.spectral_max_points,
+                                 min_points=config.split_min_points)
+    else:
+        tree = linkage(points_, method="average", metric="cosine")
+        floor = config.split_floor if split and config.split_floor > 0 else None
+        labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
+                          config.split_min_points)
     clusters = sorted(set(labels))
     centroids = np.stack([points_[labels == c].mean(axis=0) for c in clusters])
     # name clusters after online speakers: Hungarian on how often they co-occur
@@ -232,10 +302,11 @@ def map_windows(centroids: np.ndarray, names: list[int], windows: Sequence[Windo
 
 
 def offline_mappings(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
-                     points: SessionPoints | None = None, split: bool = False
-                     ) -> list[dict] | None:
+                     points: SessionPoints | None = None, split: bool = False,
+                     narrow: bool = False) -> list[dict] | None:
     """Every window's mapping from re-clustering the whole session (the revision)."""
-    clusters = offline_clusters(windows, config, max_speakers, split=split, points=points)
+    clusters = offline_clusters(windows, config, max_speakers, split=split, points=points,
+                                narrow=narrow)
     return None if clusters is None else map_windows(*clusters, windows, config)
 
 
@@ -250,15 +321,15 @@ def recent_windows(windows: Sequence[Window], first_cell: int) -> Sequence[Windo
 
 def reclustered_grid(windows: Sequence[Window], start: float, config: BaselineConfig,
                      max_speakers: int, evidence_floor: float | None, max_points: int,
-                     points: SessionPoints | None = None, split: bool = False
-                     ) -> SpeakerGrid | None:
+                     points: SessionPoints | None = None, split: bool = False,
+                     narrow: bool = False) -> SpeakerGrid | None:
     """A grid of the windows from ``start`` - window on, mapped to the clusters of every
     window's embeddings (re-clustered as the revision does, on at most ``max_points``:
     about 45 ms per final turn at 1000); None when there is nothing to re-cluster.
     With the session's ``points`` the work does not grow with the session: the points are
     kept as windows arrive, the tree is capped, and the grid starts at the first recent
     window's cell (``SpeakerGrid.origin``)."""
-    clusters = offline_clusters(windows, config, max_speakers, max_points, points, split)
+    clusters = offline_clusters(windows, config, max_speakers, max_points, points, split, narrow)
     if clusters is None:
         return None
     recent = recent_windows(windows, int((start - config.window) / GRID))
