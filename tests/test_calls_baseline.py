@@ -266,6 +266,22 @@ def test_a_generated_call_gets_several_turns_and_two_labels(factory):
     assert _labels(turns) == {"A", "B"}
 
 
+
+@pytest.mark.baseline
+def test_a_generated_call_on_a_phone_line_gets_two_labels_without_a_hint(tmp_path, factory):
+    """The same espeak call through the telephone channel, with no max_speakers: the
+    spectral re-clustering of narrow-band audio (recluster.spectral_labels) finds both
+    voices, which the tree cut merged (espeak voices are close: top merge 0.34-0.39)."""
+    from diareval.datasets import load
+    from diareval.datasets.telephone import add_telephone
+
+    call = add_telephone(load("synthetic", profile="call", minutes=0.5, seed=1),
+                         root=tmp_path)[0]
+    assert _no_gap_over(call, 0.3)
+    turns = _final_turns(factory, call)
+    assert len(turns) >= 3
+    assert _labels(turns) == {"A", "B"}
+
 @pytest.mark.baseline
 def test_a_real_voice_phone_call_gets_two_labels_without_a_hint(factory):
     """Two real LibriSpeech voices with the call profile (gaps between turns of 0-0.3 s;
