@@ -88,6 +88,7 @@ class TurnBuilder:
         self.decode = decode
         self.turn: _Turn | None = None
         self.next_order = 0
+        self.split_partial: TurnPartial | None = None  # see take_split_partial
 
     @property
     def start(self) -> int | None:
@@ -168,8 +169,9 @@ class TurnBuilder:
         """The speaker changed at sample ``at`` without a pause: the turn in progress ends
         with its words (decoded to ``decoded_to``) whose centre lies before ``at``, and goes
         on as a new turn owning the words centred from ``at`` on (decoded from
-        ``SPLIT_CONTEXT`` s earlier). None (nothing changes) when no word lies before
-        ``at`` or none after it."""
+        ``SPLIT_CONTEXT`` s earlier). With partials on, the new turn's first partial holds
+        this decode's words after ``at`` (:meth:`take_split_partial`), not a decode of its
+        own. None (nothing changes) when no word lies before ``at`` or none after it."""
         turn = self.turn
         if turn is None or at <= turn.words_from:
             return None
@@ -185,7 +187,16 @@ class TurnBuilder:
         # to place the first word) and owns the words centred from the change on
         self.turn = _Turn(self.next_order, max(turn.start, at - int(SPLIT_CONTEXT * SAMPLE_RATE)), at)
         self.turn.last_speech = max(last_speech, at)
+        if self.config.partials:
+            # its first partial: the words after the change of this decode (a decode of its
+            # own here, to the same audio end, cost as much again in the same audio chunk)
+            self.split_partial = self._partial(after, decoded_to)
         return ended
+
+    def take_split_partial(self) -> TurnPartial | None:
+        """The first partial of the turn a :meth:`split` began (once), or None."""
+        partial, self.split_partial = self.split_partial, None
+        return partial
 
     def end(self, end: int, confidence: float, received: int, words: list[Word] | None = None,
             decoded_to: int | None = None, split: bool = False) -> TurnEnd | None:
