@@ -20,6 +20,7 @@ class BaselineConfig:
     vad_threshold: float = 0.5
     turn_pad: float = 0.2  # s of audio kept before the first / after the last speech frame
     partial_interval: float = 1.0  # s of new audio between partial decodes (at least)
+    partial_growth: float = 0.5  # ... and at least this share of the turn's length so far
     partials: bool = True
     max_turn_seconds: float = 25.0
     # A pause of min_turn_silence ends a turn early when the transcript ends a sentence

@@ -6,8 +6,8 @@ the transcript ends a sentence (the "confident" end of turn), or on ForceEndpoin
 Terminate, or where the speaker changes without a pause (:meth:`TurnBuilder.split`; the
 engine finds the change on the speaker grid): the words before the change end the turn,
 the rest go on as the next one. Whisper decodes the turn as it grows (partials, at most every
-``partial_interval`` s and at most every half of the turn's length, so the cost stays
-linear), then once more when it ends. :class:`TurnBuilder` says what happened as
+``partial_interval`` s and at most every ``partial_growth`` (a half) of the turn's length,
+so the cost stays linear), then once more when it ends. :class:`TurnBuilder` says what happened as
 :class:`TurnStart`, :class:`TurnPartial` and :class:`TurnEnd` events; labelling and
 wording are the engine's next blocks.
 """
@@ -133,7 +133,7 @@ class TurnBuilder:
         if length >= cfg.max_turn_seconds + 3.0:  # no pause for a long time: cut here
             return self.end(frame_end, 0.3, received)
         grown = (frame_end - turn.decoded_at) / SAMPLE_RATE
-        if cfg.partials and speech and grown >= max(cfg.partial_interval, 0.5 * length):
+        if cfg.partials and speech and grown >= max(cfg.partial_interval, cfg.partial_growth * length):
             return self._partial(self._decode(turn, frame_end), frame_end)
         return None
 
