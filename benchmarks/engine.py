@@ -434,11 +434,37 @@ def finalisation_latencies(session) -> np.ndarray:
         .to_numpy(dtype=float)
 
 
-def run_offline(recordings, factory, params):
+class FeedTimes(list):
+    """One session's feed() wall times (s); ``partials``: its partial Turn messages."""
+
+    partials = 0
+
+
+def timed_feeds(factory, feeds: list):
+    """``factory`` whose engines append the wall time of each ``feed()`` call (s) to the
+    list of their session, the last list of ``feeds``."""
+    def make(params):
+        engine = factory(params)
+        feed, times = engine.feed, FeedTimes()
+        feeds.append(times)
+
+        def timed(pcm):
+            t0 = time.perf_counter()
+            out = feed(pcm)
+            times.append(time.perf_counter() - t0)
+            return out
+        engine.feed = timed
+        return engine
+    return make
+
+
+def run_offline(recordings, factory, params, feeds: list | None = None):
     from diareval.stream.offline import stream_offline
 
     rows, strict, forgiving, strict_norev, floor, latencies = [], 0, 0, 0, 0, []
     cpu = audio = 0.0
+    if feeds is not None:
+        factory = timed_feeds(factory, feeds)
     for recording in recordings:
         session = stream_offline(factory, recording, params)
         s = _der(session, recording, 0.0, False)
@@ -450,6 +476,9 @@ def run_offline(recordings, factory, params):
         latencies.extend(lat.tolist())
         cpu += session.cpu_seconds
         audio += session.audio_seconds
+        if feeds is not None:  # partial Turn messages (end_of_turn false) counted beside
+            feeds[-1].partials = sum(1 for line in session.log if line.type == "Turn"
+                                     and not line.msg.get("end_of_turn"))
         rows.append((recording.uri, session.real_time_factor, s.der, f.der, len(lat)))
         print(f"  {recording.uri:8s} RTF {session.real_time_factor:.3f}  DER strict {s.der:.3f}  "
               f"forgiving {f.der:.3f}  turns {len(lat)}", flush=True)
@@ -516,7 +545,11 @@ def main(argv=None) -> int:
     stream_offline(factory, recordings[0], params)
     print(f"baseline on {len(recordings)} recordings of {args.dataset} (models loaded in "
           f"{load_seconds:.1f} s); options {json.dumps(options)}")
-    rows, strict, forgiving, norev, floor, latencies, rtf = run_offline(recordings, factory, params)
+    feeds: list[list[float]] = []
+    rows, strict, forgiving, norev, floor, latencies, rtf = run_offline(recordings, factory, params,
+                                                                        feeds)
+    every_feed = np.concatenate([np.array(f) for f in feeds])
+    audio_seconds = sum(len(f) for f in feeds) * 0.05
     summary = {
         "recordings": len(recordings),
         "options": options,
@@ -536,6 +569,12 @@ def main(argv=None) -> int:
         "latency_median": float(np.median(latencies)) if len(latencies) else None,
         "latency_p90": float(np.percentile(latencies, 90)) if len(latencies) else None,
         "turns": int(len(latencies)),
+        # wall time of one engine.feed() call (50 ms of audio): the worst of all sessions,
+        # the median of each session's worst, and the 99th percentile of every call
+        "feed_max_s": float(every_feed.max()),
+        "feed_session_max_median_s": float(np.median([max(f) for f in feeds])),
+        "feed_p99_s": float(np.percentile(every_feed, 99)),
+        "partials_per_minute": sum(f.partials for f in feeds) / audio_seconds * 60,
     }
     if args.concurrent:
         lags = run_concurrent(recordings, factory, params, args.concurrent)
@@ -558,6 +597,9 @@ def main(argv=None) -> int:
     if len(latencies):
         print(f"| turn finalisation latency, audio time (median / p90, {len(latencies)} turns) | "
               f"{summary['latency_median']:.2f} s / {summary['latency_p90']:.2f} s |")
+    print(f"| wall time of one feed() call: worst / median of the sessions' worst / p99 | "
+          f"{summary['feed_max_s']:.3f} s / {summary['feed_session_max_median_s']:.3f} s / "
+          f"{summary['feed_p99_s']:.3f} s |")
     if args.concurrent:
         print(f"| {args.concurrent} concurrent real-time sessions: worst lag behind real time | "
               f"{summary['concurrent_max_lag_s']:.2f} s |")

@@ -6,24 +6,42 @@ import numpy as np
 
 
 class AudioBuffer:
-    """float32 samples of the session from ``start`` on; ``received`` counts every sample fed."""
+    """float32 samples of the session from ``start`` on; ``received`` counts every sample fed.
 
-    __slots__ = ("samples", "start", "received")
+    The samples live at the front of an array with room to grow (doubled when full), so a
+    50 ms chunk is one copy of itself, not of everything kept (a concatenation per chunk
+    copied up to ~50 s of audio 20 times a second). Slices handed out stay valid: appending
+    writes only past them, growing and forgetting copy to a new array.
+    """
+
+    __slots__ = ("data", "size", "start", "received")
 
     def __init__(self) -> None:
-        self.samples = np.zeros(0, dtype=np.float32)
-        self.start = 0  # absolute index of samples[0]
+        self.data = np.zeros(0, dtype=np.float32)
+        self.size = 0  # samples kept: data[:size]
+        self.start = 0  # absolute index of data[0]
         self.received = 0
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The samples kept (a view)."""
+        return self.data[:self.size]
 
     def append(self, audio: np.ndarray) -> None:
         """Add the next float32 samples."""
-        self.samples = np.concatenate([self.samples, audio])
-        self.received += len(audio)
+        n = len(audio)
+        if self.size + n > len(self.data):
+            grown = np.zeros(max(2 * len(self.data), self.size + n, 1 << 16), dtype=np.float32)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:self.size + n] = audio
+        self.size += n
+        self.received += n
 
     def audio(self, start: int, end: int) -> np.ndarray:
         """Samples [start, end) (absolute), from what is still kept."""
         start = max(start, self.start)
-        return self.samples[start - self.start:max(start, end) - self.start]
+        return self.data[start - self.start:min(max(start, end) - self.start, self.size)]
 
     def window(self, end: int, length: int) -> np.ndarray:
         """The ``length`` samples before ``end``, zero-padded in front where the buffer (or
@@ -38,6 +56,9 @@ class AudioBuffer:
         (copying the rest is not worth it for less). True when it dropped them."""
         if keep_from - self.start <= slack:
             return False
-        self.samples = self.samples[keep_from - self.start:].copy()
+        kept = self.data[keep_from - self.start:self.size]
+        self.data = np.zeros(max(2 * len(kept), 1 << 16), dtype=np.float32)
+        self.data[:len(kept)] = kept
+        self.size = len(kept)
         self.start = keep_from
         return True

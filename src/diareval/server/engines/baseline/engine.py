@@ -141,6 +141,7 @@ class BaselineEngine(Engine):
                 stepped = True
             if stepped and self.turns.start is not None:
                 messages += self._say(self._speaker_change(frame_end))
+                messages += self._say(self.turns.take_split_partial())
             event = self.turns.on_frame(float(p), frame_end, self.audio.start, self.received)
             if event is not None:
                 messages += self._say(event)

@@ -6,8 +6,8 @@ the transcript ends a sentence (the "confident" end of turn), or on ForceEndpoin
 Terminate, or where the speaker changes without a pause (:meth:`TurnBuilder.split`; the
 engine finds the change on the speaker grid): the words before the change end the turn,
 the rest go on as the next one. Whisper decodes the turn as it grows (partials, at most every
-``partial_interval`` s and at most every half of the turn's length, so the cost stays
-linear), then once more when it ends. :class:`TurnBuilder` says what happened as
+``partial_interval`` s and at most every ``partial_growth`` (a half) of the turn's length,
+so the cost stays linear), then once more when it ends. :class:`TurnBuilder` says what happened as
 :class:`TurnStart`, :class:`TurnPartial` and :class:`TurnEnd` events; labelling and
 wording are the engine's next blocks.
 """
@@ -88,6 +88,7 @@ class TurnBuilder:
         self.decode = decode
         self.turn: _Turn | None = None
         self.next_order = 0
+        self.split_partial: TurnPartial | None = None  # see take_split_partial
 
     @property
     def start(self) -> int | None:
@@ -132,7 +133,7 @@ class TurnBuilder:
         if length >= cfg.max_turn_seconds + 3.0:  # no pause for a long time: cut here
             return self.end(frame_end, 0.3, received)
         grown = (frame_end - turn.decoded_at) / SAMPLE_RATE
-        if cfg.partials and speech and grown >= max(cfg.partial_interval, 0.5 * length):
+        if cfg.partials and speech and grown >= max(cfg.partial_interval, cfg.partial_growth * length):
             return self._partial(self._decode(turn, frame_end), frame_end)
         return None
 
@@ -168,8 +169,9 @@ class TurnBuilder:
         """The speaker changed at sample ``at`` without a pause: the turn in progress ends
         with its words (decoded to ``decoded_to``) whose centre lies before ``at``, and goes
         on as a new turn owning the words centred from ``at`` on (decoded from
-        ``SPLIT_CONTEXT`` s earlier). None (nothing changes) when no word lies before
-        ``at`` or none after it."""
+        ``SPLIT_CONTEXT`` s earlier). With partials on, the new turn's first partial holds
+        this decode's words after ``at`` (:meth:`take_split_partial`), not a decode of its
+        own. None (nothing changes) when no word lies before ``at`` or none after it."""
         turn = self.turn
         if turn is None or at <= turn.words_from:
             return None
@@ -185,7 +187,16 @@ class TurnBuilder:
         # to place the first word) and owns the words centred from the change on
         self.turn = _Turn(self.next_order, max(turn.start, at - int(SPLIT_CONTEXT * SAMPLE_RATE)), at)
         self.turn.last_speech = max(last_speech, at)
+        if self.config.partials:
+            # its first partial: the words after the change of this decode (a decode of its
+            # own here, to the same audio end, cost as much again in the same audio chunk)
+            self.split_partial = self._partial(after, decoded_to)
         return ended
+
+    def take_split_partial(self) -> TurnPartial | None:
+        """The first partial of the turn a :meth:`split` began (once), or None."""
+        partial, self.split_partial = self.split_partial, None
+        return partial
 
     def end(self, end: int, confidence: float, received: int, words: list[Word] | None = None,
             decoded_to: int | None = None, split: bool = False) -> TurnEnd | None:
