@@ -350,6 +350,48 @@ Whisper's CPU time: limited to one thread with threadpoolctl (0.184 -> 0.139); f
 computed once per session instead of once per window; CAM++ and segmentation-3.0 run by
 onnxruntime (exported in memory at load, ~15% faster each): 0.121.
 
+Session 7, issue 16 item 6 on the AMD EPYC machine (2026-12-02, 2 cores, Zen 3, AVX2; the
+coordinator's experiments ran on the other core, at times two of them, so RTFs swing by
++-15% between runs of the same code). "main" = e7d8d44 (``git archive`` copy), "branch" =
+branch speed; each row is one pair of runs back to back, this script with
+``PYTHONPATH=<tree>/src``, ``--json``; sets: excerpts (default ``--dataset``) and
+``--dataset calls --dataset-options '{"seed": S, "folder": "../shared/data/librispeech-utterances"}'``.
+Feed: wall time of one ``feed()`` (50 ms chunk): worst / median of the sessions' worst.
+
+| set, run | RTF main -> branch | DER revised | DER as sent | floor | worst feed (s) | partials/min |
+|---|---|---|---|---|---|---|
+| excerpts, split partial only (loaded) | 0.281 -> 0.278 | 0.3006 -> 0.3006 | 0.3253 -> 0.3253 | 0.2774 -> 0.2774 | 1.00 / 0.70 -> 0.88 / 0.54 | 17.6 -> 18.3 |
+| calls 3, split partial only (loaded) | 0.478 -> 0.386 | 0.2354 -> 0.2354 | 0.2641 -> 0.2641 | 0.1885 -> 0.1885 | 1.02 / 0.94 -> 0.76 / 0.62 | 30.5 -> 31.8 |
+| excerpts, + speech_step 4 (quiet) | 0.189 -> 0.215 (noise: see text) | 0.3006 -> 0.3026 | 0.3253 -> 0.3256 | 0.2774 -> 0.2794 | 0.55 / 0.42 -> 0.59 / 0.44 | 17.6 -> 18.3 |
+| calls 3, + speech_step 4 (quiet) | 0.318 -> 0.280 | 0.2354 -> 0.2352 | 0.2641 -> 0.2638 | 0.1885 -> 0.1880 | 0.58 / 0.55 -> 0.48 / 0.43 | 30.5 -> 31.8 |
+| calls 5, speech_step 2 -> 4 (both branch, loaded) | 0.403 -> 0.379 | 0.2969 -> 0.2966 | 0.3142 -> 0.3149 | 0.1820 -> 0.1817 | 0.71 / 0.64 -> 0.75 / 0.66 | 29.0 -> 29.0 |
+| excerpts, speech_step 2 -> 4 (both branch, loaded) | 0.278 -> 0.239 | 0.3006 -> 0.3026 | 0.3253 -> 0.3256 | 0.2774 -> 0.2794 | 0.88 / 0.54 -> 0.75 / 0.46 | 18.3 -> 18.3 |
+
+The changes: (1) pure speed, finals identical (DER equal to 4 decimals on excerpts and
+calls 3): at a split (``turns.TurnBuilder.split``) the next turn's first partial is the
+split decode's words after the change, instead of a second Whisper decode from 1 s before
+the change in the same 50 ms chunk (that pair, with the diarization step, made the worst
+feeds, 0.7-0.8 s); partials per minute +4% (a partial now also comes where the own decode
+found no word). ``AudioBuffer`` appends into spare room (one copy per chunk, ~1%).
+(2) ``speech_step`` 4 s (was 2): half the 10 s speech segmentations; DER within 0.003 on
+the excerpts and calls 3, 5 (table). The excerpts' quiet pair (0.189 -> 0.215) contradicts
+the loaded pairs (0.281 -> 0.278 and 0.278 -> 0.239) and calls (-12 to -19%); no time was
+left to repeat it: re-measure before quoting a gain on the excerpts. The RTF <= 0.15
+target is not met on this CPU.
+
+Profile (cProfile, 3 excerpts): Whisper 44% (CTranslate2 generate ~8-10 ms per token:
+perf shows 60% of a decode in oneDNN's s8u8 GEMM kernel driver, the same with
+CT2_FORCE_CPU_ISA=GENERIC, so per-step weight traffic, not arithmetic; CT2_USE_MKL=1 with
+or without CT2_USE_EXPERIMENTAL_PACKED_GEMM / MKL_DEBUG_CPU_TYPE=5: 10-15x slower), encode
+36 / 54 / 93 / 216 / 730 ms for 4 / 6 / 8 / 16 / 30 s of context; no two decodes of one
+session had the same (start, end) (a decode cache buys nothing); VAD 0.26 ms per frame (3%).
+Tried and not adopted: ``partial_growth`` 1.0 (new option; partials at 1, 2, 4, 8 s of a
+turn instead of 1, 2, 3, 4.5, ...): DER identical, RTF excerpts 0.215 -> 0.178, calls 3
+0.280 -> 0.224, but partials per minute 18.3 -> 7.1 (excerpts) and 31.8 -> 14.3 (calls):
+too large a change for users, left at 0.5. Not tried for lack of time: MIN_CONTEXT 6
+(encode -40% on short decodes, risk of looping), overlapping the diarization step with the
+decode in one feed (wall time only, not CPU).
+
 Issue 16 (item 6), 2026-12-02, on the shared 2-core machine under load 6-16 (CPU seconds /
 audio seconds, inflated by the contention; compare the columns of one row only). Profile
 (cProfile, excerpts / calls seed 3): CAM++ embeddings 30% / 36% of the time, segmentation-3.0
