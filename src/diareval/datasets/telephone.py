@@ -160,9 +160,7 @@ def add_telephone(recordings: list[Recording], channel: TelephoneChannel | None 
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     label = name or str(recordings[0].meta.get("dataset", "dataset"))
     folder = cache_root(root) / "telephone" / f"{label.replace('/', '_').replace(':', '_')}-{digest}"
-    if not _complete(folder, recordings):
-        _build(folder, recordings, channel, settings)
-    losses = json.loads((folder / "losses.json").read_text())
+    losses = _complete(folder, recordings) or _build(folder, recordings, channel, settings)
     out = []
     for rec in recordings:
         meta = dict(rec.meta)
@@ -174,22 +172,24 @@ def add_telephone(recordings: list[Recording], channel: TelephoneChannel | None 
     return out
 
 
-def _complete(folder: Path, recordings: list[Recording]) -> bool:
-    """Whether ``folder`` holds a finished copy of every recording (``telephone.json`` is
-    written last, so a folder without it is someone's unfinished or an old layout)."""
+def _complete(folder: Path, recordings: list[Recording]) -> dict | None:
+    """The share of packets lost per recording when ``folder`` holds a finished copy of
+    every recording, else None (``telephone.json`` is written last, so a folder without it
+    is someone's unfinished or an old layout)."""
     if not (folder / "telephone.json").exists() or not (folder / "losses.json").exists():
-        return False
+        return None
     try:
         losses = json.loads((folder / "losses.json").read_text())
     except ValueError:
-        return False
-    return all(rec.uri in losses and (folder / f"{rec.uri}.wav").exists() for rec in recordings)
+        return None
+    whole = all(rec.uri in losses and (folder / f"{rec.uri}.wav").exists() for rec in recordings)
+    return losses if whole else None
 
 
 def _build(folder: Path, recordings: list[Recording], channel: TelephoneChannel,
-           settings: dict) -> None:
+           settings: dict) -> dict:
     """Write the channel's copies into a folder of this process's own, then publish it
-    whole under ``folder``: two processes building the same set at once (two runs, or a
+    whole under ``folder``, and return the share of packets lost per recording: two processes building the same set at once (two runs, or a
     run and a benchmark) never read each other's half-written files; the one that
     finishes second keeps the first one's copy (the copies are equal: seeded)."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
@@ -206,8 +206,9 @@ def _build(folder: Path, recordings: list[Recording], channel: TelephoneChannel,
             (tmp / f"{rec.uri}.uem").write_text(format_uem(rec.uem, rec.uri))
         (tmp / "losses.json").write_text(json.dumps(losses, indent=1, sort_keys=True) + "\n")
         (tmp / "telephone.json").write_text(json.dumps(settings, indent=1) + "\n")
-        if _complete(folder, recordings):  # another process finished first: keep theirs
-            return
+        theirs = _complete(folder, recordings)
+        if theirs is not None:  # another process finished first: keep theirs
+            return theirs
         if folder.exists():  # unfinished (a crash) or an older layout: set it aside
             old = folder.with_name(folder.name + f".old-{os.getpid()}")
             os.replace(folder, old)
@@ -215,8 +216,11 @@ def _build(folder: Path, recordings: list[Recording], channel: TelephoneChannel,
         try:
             os.replace(tmp, folder)
         except OSError:  # another process published between the check and the rename
-            if not _complete(folder, recordings):
+            theirs = _complete(folder, recordings)
+            if theirs is None:
                 raise
+            return theirs
+        return losses
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
