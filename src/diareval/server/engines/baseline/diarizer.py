@@ -116,7 +116,8 @@ class Diarizer:
 
     @property
     def split(self) -> bool:
-        """Whether the re-clustering undoes merges down to ``split_floor`` too."""
+        """Whether the re-clustering undoes merges down to ``split_floor`` too (where it
+        cuts the tree: on narrow-band audio with enough embeddings it is spectral)."""
         return self.narrow or self.hinted
 
     def speech_cells(self, c0: int, c1: int) -> np.ndarray:

@@ -4,7 +4,10 @@ end-of-stream revision both name speakers from it.
 Every local speaker embedding of the session so far is clustered together (average
 linkage on cosine distance, cut at ``offline_threshold``, at most ``max_speakers``
 clusters; on narrow-band audio or with max_speakers given, merges down to
-``split_floor`` are undone too where both sides are large: :func:`cut_tree`); clusters are named after the online speakers they co-occur with most, so
+``split_floor`` are undone too where both sides are large: :func:`cut_tree`; on
+narrow-band audio with ``spectral_min_points`` embeddings or more, spectral clustering
+with the eigengap's number of speakers instead: :func:`spectral_labels`); clusters are
+named after the online speakers they co-occur with most, so
 letters already shown stay where they were right; each window's local speakers then map
 to their closest cluster.
 
