@@ -13,7 +13,8 @@ from conftest import shared_data
 from diareval.server.engines.baseline.bandwidth import BandwidthMeter
 from diareval.server.engines.baseline.config import BaselineConfig
 from diareval.server.engines.baseline.labelling import speaker_change
-from diareval.server.engines.baseline.recluster import cut_tree, spectral_labels
+from diareval.server.engines.baseline.recluster import (SessionPoints, cut_tree, offline_clusters,
+                                                        spectral_labels)
 from diareval.server.engines.baseline.turns import (SPLIT_CONFIDENCE, SPLIT_CONTEXT, TurnBuilder,
                                                     TurnEnd)
 from diareval.server.engines.baseline.words import Word
@@ -132,6 +133,32 @@ def test_spectral_labels_separates_close_voices_the_tree_merges():
     assert len(set(spectral_labels(three, cap=2))) <= 2
     # under two clusters' worth of points (min_points each): one cluster
     assert len(set(spectral_labels(points[:15], cap=10))) == 1
+
+def test_offline_clusters_clusters_as_the_session_says():
+    """The close voices above, as a session's points: "tree" and "split" (the 0.38 floor:
+    the two sides merge above it, 0.33) keep one speaker, "narrow" (spectral from
+    spectral_min_points on) finds two; a session's Diarizer says which applies, and an
+    unknown name is an error."""
+    from diareval.server.engines.baseline.diarizer import Diarizer
+
+    config = BaselineConfig()
+    points, voice = _voices([110, 90], spread=0.1, separation=0.5)
+    assert len(points) >= config.spectral_min_points
+    store = SessionPoints(config.rho_update)
+    for point in points:
+        store._append(point.astype(np.float32), 0)
+    store.max_online = 0  # every point's window mapped it to online speaker 0
+    found = {mode: offline_clusters([], config, 10, points=store, clusterer=mode)
+             for mode in ("tree", "split", "narrow")}
+    assert [len(found[mode][1]) for mode in ("tree", "split", "narrow")] == [1, 1, 2]
+    with pytest.raises(ValueError, match="clusterer"):
+        offline_clusters([], config, 10, points=store, clusterer="spectral")
+    assert Diarizer(config).clusterer == "tree"
+    hinted = Diarizer(config, max_speakers=2)
+    assert hinted.clusterer == "split"
+    hinted.narrow = True
+    assert hinted.clusterer == "narrow"
+
 
 # ---------------------------------------------------------------- narrow-band audio
 

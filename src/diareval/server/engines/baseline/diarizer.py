@@ -101,8 +101,8 @@ class Diarizer:
         # the last window's embeddings and the absolute fbank frames each was computed from
         self.embedded: list[tuple[np.ndarray, np.ndarray]] = []
         self.windows: list[Window] = []
-        # the re-clustering splits down to split_floor (recluster.cut_tree) on narrow-band
-        # audio (set by the engine from its bandwidth.BandwidthMeter) or with max_speakers given
+        # narrow-band audio (set by the engine from its bandwidth.BandwidthMeter) and a
+        # max_speakers hint decide how the re-clustering clusters (``clusterer``)
         self.narrow = False
         self.hinted = max_speakers < MAX_GLOBAL
         # their embeddings as the re-clustering takes them, kept up to date as windows come
@@ -115,10 +115,12 @@ class Diarizer:
         return self.clustering.config.max_speakers
 
     @property
-    def split(self) -> bool:
-        """Whether the re-clustering undoes merges down to ``split_floor`` too (where it
-        cuts the tree: on narrow-band audio with enough embeddings it is spectral)."""
-        return self.narrow or self.hinted
+    def clusterer(self) -> str:
+        """How the re-clustering clusters (``recluster.offline_clusters``): "narrow" on
+        narrow-band audio (spectral once there are enough embeddings, till then "split"),
+        "split" with max_speakers given (the tree cut, and merges down to ``split_floor``
+        undone), else "tree" (the tree cut at ``offline_threshold``)."""
+        return "narrow" if self.narrow else "split" if self.hinted else "tree"
 
     def speech_cells(self, c0: int, c1: int) -> np.ndarray:
         """Segmentation speech (bool) per cell of [c0, c1): the long ``speech_window``

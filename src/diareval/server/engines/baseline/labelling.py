@@ -221,7 +221,7 @@ class Labeller:
             grid = recluster.reclustered_grid(diarizer.windows, words[0].start, cfg,
                                               diarizer.max_speakers, diarizer.evidence_floor,
                                               MAX_LIVE_POINTS, diarizer.points,
-                                              split=diarizer.split, narrow=diarizer.narrow)
+                                              clusterer=diarizer.clusterer)
         grid = diarizer.grid if grid is None else grid
         speakers = word_speakers(words, grid, cfg.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, cfg.refine_changes)

@@ -27,8 +27,7 @@ def session_grid(diarizer: Diarizer, config: BaselineConfig) -> SpeakerGrid | No
     if not diarizer.clustering.centroids or not config.revise_offline:
         return None
     mappings = recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
-                                          points=diarizer.points, split=diarizer.split,
-                                          narrow=diarizer.narrow)
+                                          points=diarizer.points, clusterer=diarizer.clusterer)
     if mappings is None:
         return None
     grid = SpeakerGrid(diarizer.grid.n_speakers, diarizer.evidence_floor)

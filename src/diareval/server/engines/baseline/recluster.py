@@ -28,6 +28,9 @@ from scipy.optimize import linear_sum_assignment
 
 from diareval.server.engines.baseline.config import (MAX_GLOBAL, MAX_OFFLINE_POINTS,
                                                      BaselineConfig)
+
+# how offline_clusters clusters (Diarizer.clusterer says which a session uses)
+CLUSTERERS = ("tree", "split", "narrow")
 from diareval.server.engines.baseline.diarizer import Window
 from diareval.server.engines.baseline.grid import GRID, SpeakerGrid
 
@@ -146,8 +149,12 @@ def spectral_labels(points: np.ndarray, cap: int, max_points: int = 300,
         affinity = 0.5 * (affinity + affinity.T)
         np.fill_diagonal(affinity, 0.0)
         laplacian = np.diag(affinity.sum(axis=1)) - affinity
-        values, vectors = eigh(laplacian, subset_by_index=[0, top])
-        largest = eigh(laplacian, eigvals_only=True, subset_by_index=[m - 1, m - 1])[0]
+        # every eigenpair at once, by divide and conquer: LAPACK's subset driver (evr) fails
+        # with "Internal Error" on a graph of disconnected parts on some CPUs (repeated zero
+        # eigenvalues; seen on an AVX-512 Xeon), and one full evd is faster than its two calls
+        values, vectors = eigh(laplacian, driver="evd")
+        largest = values[-1]
+        values, vectors = values[:top + 1], vectors[:, :top + 1]
         gaps = np.diff(values)
         k = int(np.argmax(gaps)) + 1
         ratio = p / (gaps[k - 1] / max(largest, 1e-10) + 1e-10)
@@ -223,15 +230,16 @@ class SessionPoints:
 
 def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
                      max_points: int = MAX_OFFLINE_POINTS,
-                     points: SessionPoints | None = None, split: bool = False,
-                     narrow: bool = False) -> tuple[np.ndarray, list[int]] | None:
+                     points: SessionPoints | None = None,
+                     clusterer: str = "tree") -> tuple[np.ndarray, list[int]] | None:
     """Re-cluster every local speaker embedding of ``windows`` at once. Returns the cluster
     centroids and the global speaker each is named after; None with fewer than two
     embeddings. At most ``max_points`` embeddings (evenly spaced) build the tree, so its
-    cost is capped. With ``split`` (narrow-band audio, or max_speakers given), merges down
-    to ``config.split_floor`` are undone too where both sides are large (:func:`cut_tree`);
-    with ``narrow`` (narrow-band audio; ``config.narrow_clusterer`` "spectral", at least
-    ``config.spectral_min_points`` embeddings) :func:`spectral_labels` instead.
+    cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`): "tree" cuts the average-linkage
+    tree at ``config.offline_threshold``; "split" (max_speakers given) also undoes merges
+    down to ``config.split_floor`` where both sides are large (:func:`cut_tree`); "narrow"
+    (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
+    :func:`spectral_labels` (with ``config.narrow_clusterer`` "spectral").
     ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
     windows added since it last was are read); None: collected afresh."""
     from scipy.cluster.hierarchy import linkage
@@ -246,13 +254,15 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     # long sessions: an evenly spaced sample
     points_ = store.points[keep].astype(np.float64)
     online = store.online[keep]
+    if clusterer not in CLUSTERERS:
+        raise ValueError(f"clusterer must be one of {CLUSTERERS}, not {clusterer!r}")
     cap = max_speakers
-    if narrow and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
+    if clusterer == "narrow" and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
         labels = spectral_labels(points_, cap, config.spectral_max_points,
                                  min_points=config.split_min_points)
     else:
         tree = linkage(points_, method="average", metric="cosine")
-        floor = config.split_floor if split and config.split_floor > 0 else None
+        floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
         labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
                           config.split_min_points)
     clusters = sorted(set(labels))
@@ -305,11 +315,12 @@ def map_windows(centroids: np.ndarray, names: list[int], windows: Sequence[Windo
 
 
 def offline_mappings(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
-                     points: SessionPoints | None = None, split: bool = False,
-                     narrow: bool = False) -> list[dict] | None:
-    """Every window's mapping from re-clustering the whole session (the revision)."""
-    clusters = offline_clusters(windows, config, max_speakers, split=split, points=points,
-                                narrow=narrow)
+                     points: SessionPoints | None = None,
+                     clusterer: str = "tree") -> list[dict] | None:
+    """Every window's mapping from re-clustering the whole session (the revision);
+    ``clusterer`` as in :func:`offline_clusters`."""
+    clusters = offline_clusters(windows, config, max_speakers, points=points,
+                                clusterer=clusterer)
     return None if clusters is None else map_windows(*clusters, windows, config)
 
 
@@ -324,15 +335,15 @@ def recent_windows(windows: Sequence[Window], first_cell: int) -> Sequence[Windo
 
 def reclustered_grid(windows: Sequence[Window], start: float, config: BaselineConfig,
                      max_speakers: int, evidence_floor: float | None, max_points: int,
-                     points: SessionPoints | None = None, split: bool = False,
-                     narrow: bool = False) -> SpeakerGrid | None:
+                     points: SessionPoints | None = None,
+                     clusterer: str = "tree") -> SpeakerGrid | None:
     """A grid of the windows from ``start`` - window on, mapped to the clusters of every
     window's embeddings (re-clustered as the revision does, on at most ``max_points``:
     about 45 ms per final turn at 1000); None when there is nothing to re-cluster.
     With the session's ``points`` the work does not grow with the session: the points are
     kept as windows arrive, the tree is capped, and the grid starts at the first recent
-    window's cell (``SpeakerGrid.origin``)."""
-    clusters = offline_clusters(windows, config, max_speakers, max_points, points, split, narrow)
+    window's cell (``SpeakerGrid.origin``). ``clusterer`` as in :func:`offline_clusters`."""
+    clusters = offline_clusters(windows, config, max_speakers, max_points, points, clusterer)
     if clusters is None:
         return None
     recent = recent_windows(windows, int((start - config.window) / GRID))

@@ -32,8 +32,7 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
     grid.reset()
     grid.evidence_floor = diarizer.evidence_floor
     offline = (recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
-                                          split=diarizer.split, points=diarizer.points,
-                                          narrow=diarizer.narrow)
+                                          points=diarizer.points, clusterer=diarizer.clusterer)
                if config.revise_offline else None)
     previous: dict = {}
     for index, window in enumerate(diarizer.windows):
