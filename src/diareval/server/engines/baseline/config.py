@@ -103,8 +103,8 @@ class BaselineConfig:
     # relabel_hop s, and a word whose windows are closer to another re-clustering cluster than
     # to its grid speaker's by relabel_margin takes that cluster's speaker (sliding.relabel;
     # live and at the revision). relabel_window 0: off.
-    relabel_window: float = 1.5
-    relabel_hop: float = 0.25
+    relabel_window: float = 1.0
+    relabel_hop: float = 0.5
     relabel_margin: float = 0.0
 
     @classmethod

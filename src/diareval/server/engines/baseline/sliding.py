@@ -8,9 +8,10 @@ perfectly). Here each final turn's audio is also embedded in short windows
 (``relabel_window`` s, every ``relabel_hop`` s, CAM++ as everywhere else), and a word
 whose windows lie closer to another cluster of the re-clustering than to the one its grid
 speaker belongs to, by ``relabel_margin`` in cosine similarity, takes that cluster's
-speaker (:func:`relabel`). The windows are kept for the session (192 floats each, 4 per
-second of turn at the default hop: about 11 MB per hour), so the end-of-stream revision
-labels the words again against the final clusters without embedding anything.
+speaker (:func:`relabel`). The windows are kept for the session (192 floats each, 2 per
+second of turn at the default hop: under 6 MB per hour), so the end-of-stream revision
+labels the words again against the final clusters without embedding anything. One batch
+of CAM++ per turn: about 0.02 of a core per second of audio here (calls RTF 0.14 -> 0.16).
 """
 
 from __future__ import annotations
