@@ -99,6 +99,13 @@ class BaselineConfig:
     narrow_clusterer: str = "spectral"
     spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
     spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
+    # On narrow-band audio each final turn is also embedded in relabel_window s windows every
+    # relabel_hop s, and a word whose windows are closer to another re-clustering cluster than
+    # to its grid speaker's by relabel_margin takes that cluster's speaker (sliding.relabel;
+    # live and at the revision). relabel_window 0: off.
+    relabel_window: float = 1.0
+    relabel_hop: float = 0.5
+    relabel_margin: float = 0.0
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -126,6 +133,8 @@ class BaselineConfig:
         if config.narrow_clusterer not in ("spectral", "tree"):
             raise ConfigError("baseline option narrow_clusterer: 'spectral' or 'tree', got "
                               f"{config.narrow_clusterer!r}")
+        if config.relabel_window and (config.relabel_window < 0.5 or config.relabel_hop <= 0):
+            raise ConfigError("baseline options: need relabel_window 0 or >= 0.5 s, and relabel_hop > 0")
         if config.speech_window and (config.speech_window < 1.0 or config.speech_step <= 0):
             raise ConfigError("baseline options: need speech_window 0 or >= 1 s, and speech_step > 0")
         return config

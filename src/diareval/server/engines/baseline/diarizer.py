@@ -108,6 +108,13 @@ class Diarizer:
         # their embeddings as the re-clustering takes them, kept up to date as windows come
         from diareval.server.engines.baseline.recluster import SessionPoints
         self.points = SessionPoints(config.rho_update)
+        # sliding-window embeddings of the final turns (narrow-band audio: ``relabels``)
+        self.sliding = None
+        if config.relabel_window > 0 and models is not None and models.embedding is not None:
+            from diareval.server.engines.baseline.sliding import SlidingEmbeddings
+            self.sliding = SlidingEmbeddings(models.embedding, config.relabel_window,
+                                             config.relabel_hop)
+        self.revised_clusters = None  # the revision's (centroids, names), set by remap_session
 
     @property
     def max_speakers(self) -> int:
@@ -121,6 +128,12 @@ class Diarizer:
         "split" with max_speakers given (the tree cut, and merges down to ``split_floor``
         undone), else "tree" (the tree cut at ``offline_threshold``)."""
         return "narrow" if self.narrow else "split" if self.hinted else "tree"
+
+    @property
+    def relabels(self) -> bool:
+        """Whether words are labelled again from sliding embeddings (``sliding.relabel``):
+        on narrow-band audio, with ``relabel_window`` on."""
+        return self.narrow and self.sliding is not None
 
     def speech_cells(self, c0: int, c1: int) -> np.ndarray:
         """Segmentation speech (bool) per cell of [c0, c1): the long ``speech_window``

@@ -123,6 +123,11 @@ class SpeakerEmbedding:
         """Embeddings of several fbank matrices (each mean-normalised), (n, 192), unit norm."""
         limit_torch_threads()
         out = np.zeros((len(feats), EMBEDDING_DIM), dtype=np.float32)
+        if len(feats) > 1 and len({len(f) for f in feats}) == 1 and len(feats[0]) >= 10:
+            # equal lengths (the sliding windows): one batch, ~10% less CPU per embedding
+            batch = np.stack(feats)
+            e = self.model(batch - batch.mean(axis=1, keepdims=True))
+            return (e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         for i, f in enumerate(feats):
             if len(f) < 10:
                 continue

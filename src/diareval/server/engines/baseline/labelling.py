@@ -27,6 +27,7 @@ from diareval.server.engines.baseline.buffer import AudioBuffer
 from diareval.server.engines.baseline.config import MAX_LIVE_POINTS, BaselineConfig
 from diareval.server.engines.baseline.diarizer import Diarizer
 from diareval.server.engines.baseline.grid import GRID, SpeakerGrid
+from diareval.server.engines.baseline.sliding import relabel
 from diareval.server.engines.baseline.words import Word
 
 
@@ -216,15 +217,21 @@ class Labeller:
     def final(self, words: list[Word]) -> LabelledTurn:
         """Speakers of a final turn (see the module docstring)."""
         cfg, diarizer = self.config, self.diarizer
-        grid = None
+        grid = clusters = None
         if cfg.live_recluster and words:
+            clusters = recluster.offline_clusters(diarizer.windows, cfg, diarizer.max_speakers,
+                                                  MAX_LIVE_POINTS, diarizer.points,
+                                                  diarizer.clusterer)
             grid = recluster.reclustered_grid(diarizer.windows, words[0].start, cfg,
                                               diarizer.max_speakers, diarizer.evidence_floor,
                                               MAX_LIVE_POINTS, diarizer.points,
-                                              clusterer=diarizer.clusterer)
+                                              clusterer=diarizer.clusterer, clusters=clusters)
         grid = diarizer.grid if grid is None else grid
         speakers = word_speakers(words, grid, cfg.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, cfg.refine_changes)
+        if diarizer.relabels and words:
+            diarizer.sliding.embed(words[0].start, words[-1].end, self.audio)
+            speakers = relabel(words, speakers, diarizer.sliding, clusters, cfg.relabel_margin)
         label = turn_speaker(words, speakers)
         span = (words[-1].end - words[0].start) if words else 0.0
         if label is None and words and span >= cfg.unknown_below:

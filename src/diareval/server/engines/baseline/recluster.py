@@ -336,14 +336,17 @@ def recent_windows(windows: Sequence[Window], first_cell: int) -> Sequence[Windo
 def reclustered_grid(windows: Sequence[Window], start: float, config: BaselineConfig,
                      max_speakers: int, evidence_floor: float | None, max_points: int,
                      points: SessionPoints | None = None,
-                     clusterer: str = "tree") -> SpeakerGrid | None:
+                     clusterer: str = "tree",
+                     clusters: tuple[np.ndarray, list[int]] | None = None) -> SpeakerGrid | None:
     """A grid of the windows from ``start`` - window on, mapped to the clusters of every
     window's embeddings (re-clustered as the revision does, on at most ``max_points``:
     about 45 ms per final turn at 1000); None when there is nothing to re-cluster.
     With the session's ``points`` the work does not grow with the session: the points are
     kept as windows arrive, the tree is capped, and the grid starts at the first recent
-    window's cell (``SpeakerGrid.origin``). ``clusterer`` as in :func:`offline_clusters`."""
-    clusters = offline_clusters(windows, config, max_speakers, max_points, points, clusterer)
+    window's cell (``SpeakerGrid.origin``). ``clusterer`` as in :func:`offline_clusters`;
+    ``clusters``: :func:`offline_clusters`' result when the caller already has it."""
+    if clusters is None:
+        clusters = offline_clusters(windows, config, max_speakers, max_points, points, clusterer)
     if clusters is None:
         return None
     recent = recent_windows(windows, int((start - config.window) / GRID))

@@ -20,6 +20,7 @@ from diareval.server.engines.baseline.config import BaselineConfig
 from diareval.server.engines.baseline.diarizer import Diarizer
 from diareval.server.engines.baseline.labelling import (grow_runs, refine_changes, turn_speaker,
                                                         word_speakers)
+from diareval.server.engines.baseline.sliding import relabel
 from diareval.server.engines.baseline.words import Word
 
 
@@ -31,9 +32,13 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
     grid = diarizer.grid
     grid.reset()
     grid.evidence_floor = diarizer.evidence_floor
-    offline = (recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
-                                          points=diarizer.points, clusterer=diarizer.clusterer)
-               if config.revise_offline else None)
+    offline = None
+    if config.revise_offline:
+        clusters = recluster.offline_clusters(diarizer.windows, config, diarizer.max_speakers,
+                                              points=diarizer.points, clusterer=diarizer.clusterer)
+        diarizer.revised_clusters = clusters
+        if clusters is not None:
+            offline = recluster.map_windows(*clusters, diarizer.windows, config)
     previous: dict = {}
     for index, window in enumerate(diarizer.windows):
         if offline is not None:
@@ -66,6 +71,9 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
         words = spans[order]
         speakers = word_speakers(words, grid, config.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, config.refine_changes)
+        if diarizer.relabels:  # the final turn's sliding windows, against the final clusters
+            speakers = relabel(words, speakers, diarizer.sliding, diarizer.revised_clusters,
+                               config.relabel_margin)
         label = turn_speaker(words, speakers)
         if label is None:
             continue
