@@ -32,6 +32,30 @@
 
 The machine is shared (2 cores, other jobs): the load average is printed before and after.
 
+Recorded 2026-12-03 09:32-09:45 UTC (session 9) on a quiet 2-core Intel Xeon (AVX-512; load
+average 0.67 before, 1.74 after; nothing else of ours running), main at c712a38, the first
+30 s of the 11 AMI excerpts, `python benchmarks/workers.py --dataset ../shared/data/ami-excerpts`:
+
+
+
+sessions held at real time (worst lag < 0.5 s): 1 worker 8, 2 workers 8 -- both hold the
+largest number tried (``--steps`` up to 8), so each holds at least 8; at 8 the worst lag is
+0.31 s with 1 worker, 0.27 s with 2. (The RTF per session falls with more sessions because
+sessions take the excerpts in turn and trn01 / trn02 are mostly silence in their first 30 s.)
+GIL experiment (2 sessions of 30 s, unpaced, 3 repeats, shortest): 2 threads 4.06 s, 2
+processes 4.38 s, 1 process alone 4.31 s: the machine gave 2 x 4.31 / 4.38 = 1.96 cores of
+2, so this time the number is firm: g = 0.00 (two threads finish no later than two
+processes; 0.00 from the medians too): the engine's work (onnxruntime, CTranslate2, numpy)
+runs with the GIL released. Projection to 16 cores from g = 0: threads of one process scale
+with the cores like worker processes do (Amdahl: 16x one core), about 16 x 4 = 64 sessions
+like these at the 4 per core held here (the script prints 128: it counts the 8 one worker
+held as one core's, but with g = 0 that worker's threads used both cores),
+and either way the front end is the limit: 0.0088-0.021 CPU s per audio s (with the test
+clients) is about 46 sessions per front-end core at the worst measured, so a 16-core machine
+holds about 46 sessions with the front end on one core, not 64-128. Worker processes still
+isolate a crashing engine and keep the front end's core free of engine work; on this
+evidence they do not raise the count.
+
 Recorded 2026-12-02 14:37-14:46 UTC on the shared 2-core machine, the first 30 s of the 11
 AMI excerpts (../shared/data/ami-excerpts), `python benchmarks/workers.py`. The load average
 was 6.2 at the start (the lowest seen in an hour of waiting; 9-17 most of the time) and

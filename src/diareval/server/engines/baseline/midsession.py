@@ -20,21 +20,23 @@ from diareval.server.engines.baseline.revision import revised_turns
 from diareval.server.engines.baseline.words import Word
 
 
-def session_grid(diarizer: Diarizer, config: BaselineConfig) -> SpeakerGrid | None:
+def session_grid(diarizer: Diarizer, config: BaselineConfig
+                 ) -> tuple[SpeakerGrid, tuple] | None:
     """A new grid of every window so far, mapped by re-clustering them all at once (as
-    ``revision.remap_session`` does, without touching ``diarizer.grid``); None when nothing
-    can be re-clustered yet."""
+    ``revision.remap_session`` does, without touching ``diarizer.grid``), and the clusters
+    (centroids, names) it was mapped to; None when nothing can be re-clustered yet."""
     if not diarizer.clustering.centroids or not config.revise_offline:
         return None
-    mappings = recluster.offline_mappings(diarizer.windows, config, diarizer.max_speakers,
+    clusters = recluster.offline_clusters(diarizer.windows, config, diarizer.max_speakers,
                                           points=diarizer.points, clusterer=diarizer.clusterer)
-    if mappings is None:
+    if clusters is None:
         return None
     grid = SpeakerGrid(diarizer.grid.n_speakers, diarizer.evidence_floor)
-    for window, mapping in zip(diarizer.windows, mappings):
+    for window, mapping in zip(diarizer.windows,
+                               recluster.map_windows(*clusters, diarizer.windows, config)):
         if len(window.local):
             grid.add(window.first_cell, window.local, window.weights, mapping, window.sourced)
-    return grid
+    return grid, clusters
 
 
 def apply_entries(shown: MutableMapping[int, dict], entries: Sequence[dict]) -> None:
@@ -56,10 +58,11 @@ def interval_revision(diarizer: Diarizer, config: BaselineConfig,
     ``shown``."""
     if not shown:
         return []
-    grid = session_grid(diarizer, config)
-    if grid is None:
+    found = session_grid(diarizer, config)
+    if found is None:
         return []
+    grid, clusters = found
     entries = revised_turns(diarizer, config, shown, spans, letter, end_of_audio, grid=grid,
-                            ms=ms)
+                            ms=ms, clusters=clusters)
     apply_entries(shown, entries)
     return entries

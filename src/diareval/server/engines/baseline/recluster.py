@@ -314,16 +314,6 @@ def map_windows(centroids: np.ndarray, names: list[int], windows: Sequence[Windo
     return mappings
 
 
-def offline_mappings(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
-                     points: SessionPoints | None = None,
-                     clusterer: str = "tree") -> list[dict] | None:
-    """Every window's mapping from re-clustering the whole session (the revision);
-    ``clusterer`` as in :func:`offline_clusters`."""
-    clusters = offline_clusters(windows, config, max_speakers, points=points,
-                                clusterer=clusterer)
-    return None if clusters is None else map_windows(*clusters, windows, config)
-
-
 def recent_windows(windows: Sequence[Window], first_cell: int) -> Sequence[Window]:
     """The windows that reach ``first_cell`` or later (a suffix: windows are in time order);
     walks back from the newest, so the cost is that of the windows returned."""

@@ -57,12 +57,15 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
 def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int, dict],
                   spans: Mapping[int, Sequence[Word]], letter: Callable[[int], str],
                   end_of_audio: float, grid=None,
-                  ms: Callable[[float], int] = say.to_ms) -> list[dict]:
+                  ms: Callable[[float], int] = say.to_ms, clusters=None) -> list[dict]:
     """SpeakerRevision entries (``messages.revision_entry``) for the final Turns ``sent``
     (turn_order -> the message) whose labels or word extents change on ``grid`` (default
     ``diarizer.grid``); ``spans``: each turn's words before growing; ``letter``: global
-    speaker -> letter; ``ms``: seconds -> the integer ms sent (the model's word grid)."""
+    speaker -> letter; ``ms``: seconds -> the integer ms sent (the model's word grid);
+    ``clusters``: the (centroids, names) ``grid`` was mapped to, for the sliding relabel
+    on narrow-band audio (default ``diarizer.revised_clusters``, the end-of-stream ones)."""
     grid = diarizer.grid if grid is None else grid
+    clusters = diarizer.revised_clusters if clusters is None else clusters
     entries = []
     for order in sorted(sent):
         old = sent[order]
@@ -72,7 +75,7 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
         speakers = word_speakers(words, grid, config.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, config.refine_changes)
         if diarizer.relabels:  # the final turn's sliding windows, against the final clusters
-            speakers = relabel(words, speakers, diarizer.sliding, diarizer.revised_clusters,
+            speakers = relabel(words, speakers, diarizer.sliding, clusters,
                                config.relabel_margin)
         label = turn_speaker(words, speakers)
         if label is None:
