@@ -117,7 +117,8 @@ revised <= 0.25 on 3, 5, 59 (7: 0.274, 53: 0.257, 61: 0.258); as sent <= 0.30 on
 (53: 0.365, 61: 0.309); the excerpts 0.297 (<= 0.30); mixtures as before (0.290); RTF
 <= 0.15 on every set on this CPU. The evr eigen-solver of ``spectral_labels`` failed here
 ("Internal Error") on the hand-worked test of two disconnected groups; the sessions above
-never met such a graph (no error in any run).
+never met such a graph (no error in any run). Fixed since (70fc436): one full ``eigh``
+(divide and conquer) per pruning share, same DER to 3 decimals on calls 7 and 53.
 
 Session 6 (issue 16, items 2 and 3: phone calls), recorded 2026-12-02 on the shared 2-core
 machine (busy: other sessions ran beside these, so the RTFs are high), "before" = main at
