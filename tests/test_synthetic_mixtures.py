@@ -123,3 +123,45 @@ def test_noisy_mixtures_keep_everything_under_the_given_root(tmp_path, monkeypat
     assert (tmp_path / "root" / "mixtures").is_dir()
     assert Path(rec.meta["clean_audio"]).is_relative_to(tmp_path / "root")
     assert not (tmp_path / "default-cache").exists()
+
+
+def test_publish_folder_keeps_the_copy_another_process_published(tmp_path):
+    """Two processes building one cached set: the second to finish finds the first's copy
+    (before its rename, or after it, when the rename fails because the target is full) and
+    drops its own; a target that is not a finished copy is an error, not silently kept."""
+    from diareval.datasets.download import publish_folder
+
+    def build(name, text):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "dataset.json").write_text(text)
+        return folder
+
+    target = tmp_path / "set"
+    publish_folder(build("a.tmp", "first"), target)
+    assert (target / "dataset.json").read_text() == "first" and not (tmp_path / "a.tmp").exists()
+    publish_folder(build("b.tmp", "second"), target)  # theirs was there before the rename
+    assert (target / "dataset.json").read_text() == "first" and not (tmp_path / "b.tmp").exists()
+
+    # the race itself: the other copy lands between the check and the rename
+    import diareval.datasets.download as download
+    late = tmp_path / "late"
+    real_replace = download.os.replace
+
+    def replace_after_the_other(src, dst):
+        if Path(dst) == late and not late.exists():
+            real_replace(build("other.tmp", "other"), late)
+        return real_replace(src, dst)
+
+    download.os.replace = replace_after_the_other
+    try:
+        publish_folder(build("c.tmp", "mine"), late)
+    finally:
+        download.os.replace = real_replace
+    assert (late / "dataset.json").read_text() == "other" and not (tmp_path / "c.tmp").exists()
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "half.wav").write_text("")
+    with pytest.raises(OSError):
+        publish_folder(build("d.tmp", "x"), broken)

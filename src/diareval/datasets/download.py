@@ -44,6 +44,23 @@ class DownloadError(DatasetError):
     """A download failed or delivered the wrong number of bytes (the ``.part`` file is kept)."""
 
 
+def publish_folder(tmp: Path, target: Path, marker: str = "dataset.json") -> None:
+    """Rename the finished folder ``tmp`` to ``target``, for datasets built once and cached.
+    Two processes may build the same set at once: when the other one published first
+    (``target/marker`` exists, before the rename or instead of it), ``tmp`` is dropped and
+    theirs is kept; a ``target`` without the marker is left alone and the rename's error
+    raised."""
+    if (target / marker).exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, target)
+    except OSError:  # published between the check and the rename
+        if not (target / marker).exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _open(url: str, start: int, timeout: float):
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if start:

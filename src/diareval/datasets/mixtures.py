@@ -42,7 +42,7 @@ import soundfile as sf
 from pyannote.core import Annotation, Segment, Timeline
 
 from diareval.datasets.audio import SAMPLE_RATE, load_audio
-from diareval.datasets.download import cache_root
+from diareval.datasets.download import cache_root, publish_folder
 from diareval.datasets.recording import Recording
 from diareval.datasets.rttm import format_rttm, load_rttm
 from diareval.datasets.synthetic import (FRAME, ConversationSpec, _Clip, _runs,
@@ -286,10 +286,7 @@ def load_mixtures(folder: str | Path, root: str | Path | None = None,
                           "speakers": list(conv.voices), "words": has_words})
         (tmp / "dataset.json").write_text(json.dumps(
             {"spec": asdict(spec), "folder": str(folder), "recordings": items}, indent=1) + "\n")
-        if target.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        publish_folder(tmp, target)
     manifest = json.loads((target / "dataset.json").read_text())
     recordings = []
     for item in manifest["recordings"]:

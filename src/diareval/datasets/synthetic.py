@@ -36,7 +36,7 @@ import soxr
 from pyannote.core import Annotation, Segment, Timeline
 
 from diareval.datasets.audio import SAMPLE_RATE
-from diareval.datasets.download import cache_root
+from diareval.datasets.download import cache_root, publish_folder
 from diareval.datasets.recording import Recording, ReferenceWord
 from diareval.datasets.rttm import format_rttm, load_rttm
 from diareval.datasets.turntaking import (PROFILES, GeneratedConversation, Turn,  # noqa: F401
@@ -424,7 +424,4 @@ def _generate_dataset(spec: ConversationSpec, folder: Path, progress: bool) -> N
     spec_json = asdict(spec)
     (tmp / "dataset.json").write_text(json.dumps(
         {"spec": spec_json, "version": GENERATOR_VERSION, "recordings": items}, indent=1) + "\n")
-    if folder.exists():  # another process finished first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    os.replace(tmp, folder)
+    publish_folder(tmp, folder)  # another process may have finished first: theirs is kept
