@@ -172,6 +172,12 @@ def test_unknown_option_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown baseline option"):
         BaselineConfig.from_options({"windw": 5})
     assert BaselineConfig.from_options({"step": "1.0", "revise": "false"}).revise is False
+    # the sliding relabel's options are checked too (baseline/sliding.py)
+    with pytest.raises(ConfigError, match="relabel_band"):
+        BaselineConfig.from_options({"relabel_band": "wide"})
+    with pytest.raises(ConfigError, match="relabel_window"):
+        BaselineConfig.from_options({"relabel_window": 0.2})
+    assert BaselineConfig.from_options({"relabel_window": "0"}).relabel_window == 0
 
 
 def test_missing_dependency_names_the_install_command(monkeypatch):

@@ -99,13 +99,15 @@ class BaselineConfig:
     narrow_clusterer: str = "spectral"
     spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
     spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
-    # On narrow-band audio each final turn is also embedded in relabel_window s windows every
-    # relabel_hop s, and a word whose windows are closer to another re-clustering cluster than
-    # to its grid speaker's by relabel_margin takes that cluster's speaker (sliding.relabel;
-    # live and at the revision). relabel_window 0: off.
+    # Each final turn is also embedded in relabel_window s windows every relabel_hop s, and a
+    # word whose windows are closer to another re-clustering cluster than to its grid
+    # speaker's by relabel_margin takes that cluster's speaker (sliding.relabel; live and at
+    # the revisions), on all audio (relabel_band "all") or narrow-band audio only ("narrow").
+    # relabel_window 0: off.
     relabel_window: float = 1.0
     relabel_hop: float = 0.5
     relabel_margin: float = 0.0
+    relabel_band: str = "all"
 
     @classmethod
     def from_options(cls, options: dict) -> "BaselineConfig":
@@ -130,6 +132,9 @@ class BaselineConfig:
         config = cls(**values)
         if config.window < 1.0 or config.step <= 0 or config.step > config.window:
             raise ConfigError("baseline options: need window >= 1 s and 0 < step <= window")
+        if config.relabel_band not in ("narrow", "all"):
+            raise ConfigError("baseline option relabel_band: 'narrow' or 'all', got "
+                              f"{config.relabel_band!r}")
         if config.narrow_clusterer not in ("spectral", "tree"):
             raise ConfigError("baseline option narrow_clusterer: 'spectral' or 'tree', got "
                               f"{config.narrow_clusterer!r}")

@@ -108,7 +108,7 @@ class Diarizer:
         # their embeddings as the re-clustering takes them, kept up to date as windows come
         from diareval.server.engines.baseline.recluster import SessionPoints
         self.points = SessionPoints(config.rho_update)
-        # sliding-window embeddings of the final turns (narrow-band audio: ``relabels``)
+        # sliding-window embeddings of the final turns (where ``relabels`` says)
         self.sliding = None
         if config.relabel_window > 0 and models is not None and models.embedding is not None:
             from diareval.server.engines.baseline.sliding import SlidingEmbeddings
@@ -132,8 +132,9 @@ class Diarizer:
     @property
     def relabels(self) -> bool:
         """Whether words are labelled again from sliding embeddings (``sliding.relabel``):
-        on narrow-band audio, with ``relabel_window`` on."""
-        return self.narrow and self.sliding is not None
+        with ``relabel_window`` on, on any audio (``relabel_band`` "all") or on narrow-band
+        audio only ("narrow")."""
+        return self.sliding is not None and (self.narrow or self.config.relabel_band == "all")
 
     def speech_cells(self, c0: int, c1: int) -> np.ndarray:
         """Segmentation speech (bool) per cell of [c0, c1): the long ``speech_window``

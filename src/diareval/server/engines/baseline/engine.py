@@ -13,8 +13,8 @@
    where the clustering's new-speaker decisions are calibrated differently;
 4. final words are stretched over the speech next to them (``words.snap``) and labelled
    (``labelling.Labeller``: word and turn speakers, changes of speaker, overlapped speech;
-   live re-clustering in ``recluster``; on narrow-band audio also from sliding 1 s CAM++
-   windows of the turn, ``sliding``, where the segmentation hears one voice for two);
+   live re-clustering in ``recluster``; then from sliding 1 s CAM++ windows of the turn,
+   ``sliding``, where the segmentation heard one voice for two);
 5. at the end of the stream, the revision (``revision``): the whole session re-clustered,
    every sent turn labelled again; with ``speaker_labels_revision_interval_ms``, the same
    every interval of audio during the session too (``midsession``, on a grid of its own);

@@ -1,6 +1,6 @@
 """Word speakers from sliding embeddings, where the segmentation hears one voice for two.
 
-On a phone line segmentation-3.0 often gives two voices taking quick turns one local
+On a phone line (and at times elsewhere) segmentation-3.0 gives two voices taking quick turns one local
 track: its window's embedding is of both, and every word under that track takes one
 speaker (issue 16, calls seed 7 recording 00: 0.75 of its single-speaker word time
 labelled right, although the re-clustering separated the two voices' clean embeddings
