@@ -21,6 +21,28 @@
 
 Numbers on a shared 2-core machine are noisy (other processes compete for the cores).
 
+Session 9, the sliding relabel on wide-band audio too (``relabel_band`` "all", now the
+default; "narrow" = narrow-band audio only, as in the next table), same machine and day, the
+two options in two processes at once, sets in the same order; mixtures ``--dataset mixtures
+--dataset-options '{"seed": S, "folder": ..., "n_conversations": 4, "minutes": 1.5}'``.
+Dev (looked at before the choice): excerpts, mixtures 3 and 5; held-out: mixtures 79 and 83
+(never run before, run once after the choice was written down). revised / as sent / floor,
+RTF:
+
+| set | "narrow" | "all" | RTF narrow -> all |
+|---|---|---|---|
+| AMI excerpts | 0.297 / 0.326 / 0.272 | 0.289 / 0.303 / 0.273 | 0.089 -> 0.116 |
+| mixtures seed 3 | 0.290 / 0.360 / 0.258 | 0.285 / 0.362 / 0.256 | 0.120 -> 0.160 |
+| mixtures seed 5 | 0.354 / 0.362 / 0.289 | 0.327 / 0.343 / 0.287 | 0.137 -> 0.146 |
+| mixtures held-out seed 79 | 0.356 / 0.392 / 0.302 | 0.355 / 0.391 / 0.299 | 0.140 -> 0.158 |
+| mixtures held-out seed 83 | 0.342 / 0.435 / 0.286 | 0.329 / 0.421 / 0.286 | 0.133 -> 0.151 |
+
+(the excerpts and mixtures 3 "narrow" numbers are the previous table's main column: with
+wide-band audio the relabel did not run there.) Revised better or equal on all five sets
+(-0.001 to -0.027), as sent on four (mixtures 3: +0.002); it costs RTF +0.01 to +0.04 on
+wide-band audio, and the excerpts stay under item 6's 0.15 (0.116). Mixtures seed 5 at 0.354
+before: worse than session 5's 0.324 for this set (changes since then; not looked into).
+
 Session 9, sliding relabel on narrow-band audio (issue 16, item 3), recorded 2026-12-03 on
 the 2-core Xeon: "main" = c712a38's parent e512c06, "relabel" = branch voice at 842f632
 (merged as c712a38), run at once, one per core, each this script with
