@@ -32,6 +32,19 @@
 
 The machine is shared (2 cores, other jobs): the load average is printed before and after.
 
+Re-run 2026-12-03 10:37-10:45 UTC on the same quiet machine with the final code of session 9
+(main 13c16a6: the sliding relabel now runs on every final turn, wide-band audio included),
+same command:
+
+
+
+held at real time: 1 worker 8, 2 workers 8 (the most tried); GIL: 2 threads 4.06 s,
+2 processes 4.48 s, 1 alone 4.19 s (1.87 cores given), g = 0.00; the front end carries about
+57 sessions per core at the worst measured (0.0176 CPU s per audio s). The relabel's batch
+at each final turn shows in the worst lag (0.20 s against 0.09 s for one session), still far
+under 0.5 s at 8 sessions (0.35 / 0.32 s). Projection as below: engines scale with the cores
+(g = 0), the one front-end process is the limit, about 57 sessions.
+
 Recorded 2026-12-03 09:32-09:45 UTC (session 9) on a quiet 2-core Intel Xeon (AVX-512; load
 average 0.67 before, 1.74 after; nothing else of ours running), main at c712a38, the first
 30 s of the 11 AMI excerpts, `python benchmarks/workers.py --dataset ../shared/data/ami-excerpts`:
