@@ -80,7 +80,8 @@ def test_a_word_between_windows_takes_the_nearest_one():
     sliding.embed(0.0, 6.0, _two_voices())
     word = Word("e", 4.6, 4.7, 1.0)
     assert relabel([word], [0], sliding, CLUSTERS, 0.0) == [1]
-    sims = sliding.similarities(4.6, 4.7, CLUSTERS[0])
+    unit = CLUSTERS[0] / np.linalg.norm(CLUSTERS[0], axis=1, keepdims=True)
+    sims = sliding.similarities(4.6, 4.7, unit)
     assert np.allclose(sims, [0.0, 1.0])
 
 

@@ -63,7 +63,8 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
     ``diarizer.grid``); ``spans``: each turn's words before growing; ``letter``: global
     speaker -> letter; ``ms``: seconds -> the integer ms sent (the model's word grid);
     ``clusters``: the (centroids, names) ``grid`` was mapped to, for the sliding relabel
-    on narrow-band audio (default ``diarizer.revised_clusters``, the end-of-stream ones)."""
+    (where ``diarizer.relabels``; default ``diarizer.revised_clusters``, the end-of-stream
+    ones)."""
     grid = diarizer.grid if grid is None else grid
     clusters = diarizer.revised_clusters if clusters is None else clusters
     entries = []
@@ -74,7 +75,7 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
         words = spans[order]
         speakers = word_speakers(words, grid, config.min_word_run)
         words, speakers = refine_changes(words, speakers, grid, config.refine_changes)
-        if diarizer.relabels:  # the final turn's sliding windows, against the final clusters
+        if diarizer.relabels:  # the final turn's sliding windows, against ``clusters``
             speakers = relabel(words, speakers, diarizer.sliding, clusters,
                                config.relabel_margin)
         label = turn_speaker(words, speakers)

@@ -65,10 +65,10 @@ class SlidingEmbeddings:
             for k, vector in zip(keys, self.embedding.from_features(feats)):
                 self._vectors[k] = vector
 
-    def similarities(self, start: float, end: float, centroids: np.ndarray) -> np.ndarray | None:
+    def similarities(self, start: float, end: float, unit: np.ndarray) -> np.ndarray | None:
         """Mean cosine similarity of the windows centred in [start, end] (the nearest one
-        to the span's middle when none is) to each unit-normalised centroid; None when no
-        window near the span was embedded."""
+        to the span's middle when none is) to each row of ``unit`` (unit-norm centroids);
+        None when no window near the span was embedded."""
         keys = [k for k in self._indices(start, end) if k in self._vectors]
         if not keys:
             k = int(round(((start + end) / 2 - self.window / 2) / self.hop))
@@ -76,7 +76,6 @@ class SlidingEmbeddings:
         if not keys:
             return None
         vectors = np.stack([self._vectors[k] for k in keys])
-        unit = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)
         return (vectors @ unit.T).mean(axis=0)
 
 
@@ -90,11 +89,12 @@ def relabel(words: Sequence[Word], speakers: list | None, sliding: SlidingEmbedd
     if speakers is None or clusters is None or len(clusters[1]) < 2:
         return speakers
     centroids, names = clusters
+    unit = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)  # once a turn
     out = list(speakers)
     for i, (word, speaker) in enumerate(zip(words, speakers)):
         if speaker is None or int(speaker) not in names:
             continue
-        sims = sliding.similarities(word.start, word.end, centroids)
+        sims = sliding.similarities(word.start, word.end, unit)
         if sims is None:
             continue
         own = max(sims[j] for j, name in enumerate(names) if name == int(speaker))
