@@ -18,7 +18,8 @@ per block of ``--block`` minutes of audio:
 - the real-time factor of that block (process CPU seconds / audio seconds, on one core:
   torch, onnxruntime, CTranslate2 and BLAS on one thread each, as in the server),
 - the final Turns in it and the CPU spent in the live re-clustering per final Turn,
-- the process's peak resident memory so far,
+- the process's peak resident memory so far, and its resident memory now (VmRSS: the peak is
+  reached while a long mixture is built, before streaming),
 
 then the end-of-stream revision's CPU time and the DER with and without it (collar 0,
 overlap scored, word-level), also per block (``diareval.score.over_time.der_windows``):
@@ -222,10 +223,10 @@ def main(argv=None) -> int:
                 rows.append((fed / 16000 / 60, block_cpu / seconds, block_turns,
                              1000 * (recluster["cpu"] - mark["cpu"]) / max(calls, 1),
                              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                             len(engine.windows)))
+                             len(engine.windows), resident_mb()))
                 print(f"  {rows[-1][0]:5.1f} min  RTF {rows[-1][1]:.3f}  {rows[-1][2]} final turns  "
                       f"re-clustering {rows[-1][3]:.0f} ms / turn  peak RSS {rows[-1][4]:.0f} MB  "
-                      f"{rows[-1][5]} windows", file=sys.stderr, flush=True)
+                      f"resident {rows[-1][6]:.0f} MB  {rows[-1][5]} windows", file=sys.stderr, flush=True)
                 block_cpu, block_turns, mark = 0.0, 0, dict(recluster)
         t0 = time.process_time()
         messages = engine.finish()
@@ -248,12 +249,12 @@ def main(argv=None) -> int:
     revised, live = whole["revised"], whole["live"]
     print(f"\n{recording.uri}, {len(audio) / 16000 / 60:.1f} min, options {args.options}\n")
     print("| audio up to (min) | RTF of the block | final turns | live re-clustering ms / final turn "
-          "| peak RSS (MB) | windows kept | DER live: block / session mapping "
+          "| peak RSS (MB) | resident now (MB) | windows kept | DER live: block / session mapping "
           "| DER revised: block / session mapping |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     live_rows, revised_rows = blocks["live"].itertuples(), blocks["revised"].itertuples()
-    for (end, rtf, turns, ms, rss, windows), a, b in zip(rows, live_rows, revised_rows):
-        print(f"| {end:.1f} | {rtf:.3f} | {turns} | {ms:.0f} | {rss:.0f} | {windows} "
+    for (end, rtf, turns, ms, rss, windows, now), a, b in zip(rows, live_rows, revised_rows):
+        print(f"| {end:.1f} | {rtf:.3f} | {turns} | {ms:.0f} | {rss:.0f} | {now:.0f} | {windows} "
               f"| {a.der_window:.3f} / {a.der_global:.3f} | {b.der_window:.3f} / {b.der_global:.3f} |")
     if args.save_log:
         from diareval.sessionlog import SessionLogWriter
@@ -263,6 +264,19 @@ def main(argv=None) -> int:
     print(f"\nwhole session: RTF {session.real_time_factor:.3f}; end-of-stream revision "
           f"{finish_cpu:.2f} s CPU; DER {revised.der:.3f} (without revision {live.der:.3f})")
     return 0
+
+
+def resident_mb() -> float:
+    """The process's resident memory now (VmRSS, MB; NaN where /proc is absent): the peak
+    (ru_maxrss) is reached while a long mixture is built, before streaming."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 if __name__ == "__main__":
