@@ -114,7 +114,6 @@ class Diarizer:
             from diareval.server.engines.baseline.sliding import SlidingEmbeddings
             self.sliding = SlidingEmbeddings(models.embedding, config.relabel_window,
                                              config.relabel_hop)
-        self.revised_clusters = None  # the revision's (centroids, names), set by remap_session
 
     @property
     def max_speakers(self) -> int:

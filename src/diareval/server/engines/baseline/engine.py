@@ -186,10 +186,12 @@ class BaselineEngine(Engine):
             self.diarizer.step(self.received, self.audio, self.vad_probs)
         messages += self._say(self.turns.end(self.received, 1.0, self.received))
         if self.diarize and self.config.revise and self.final_turns:
-            if revision.remap_session(self.diarizer, self.config):
+            remapped = revision.remap_session(self.diarizer, self.config)
+            if remapped is not None:
                 entries = revision.revised_turns(self.diarizer, self.config, self.final_turns,
                                                  self.turn_spans, self.letters,
-                                                 self.received / SAMPLE_RATE, ms=self._ms)
+                                                 self.received / SAMPLE_RATE, ms=self._ms,
+                                                 clusters=remapped.clusters)
                 if entries:
                     messages.append(say.speaker_revision(entries))
         return messages

@@ -11,6 +11,7 @@ listed; the engine says them as one SpeakerRevision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from diareval.constants import UNKNOWN
@@ -24,19 +25,28 @@ from diareval.server.engines.baseline.sliding import relabel
 from diareval.server.engines.baseline.words import Word
 
 
-def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
+@dataclass(frozen=True)
+class Remapped:
+    """What :func:`remap_session` rebuilt ``diarizer.grid`` from: ``clusters``, the
+    re-clustering's (centroids, names) (None: the online clustering's mapping was used,
+    as without ``revise_offline`` or with under two embeddings), for the sliding relabel
+    of :func:`revised_turns`."""
+
+    clusters: tuple | None
+
+
+def remap_session(diarizer: Diarizer, config: BaselineConfig) -> Remapped | None:
     """Rebuild ``diarizer.grid`` from every window with the revised mappings (and the
-    embedding-evidence vote). False when nothing was ever clustered."""
+    embedding-evidence vote). None when nothing was ever clustered."""
     if not diarizer.clustering.centroids:
-        return False
+        return None
     grid = diarizer.grid
     grid.reset()
     grid.evidence_floor = diarizer.evidence_floor
-    offline = None
+    offline = clusters = None
     if config.revise_offline:
         clusters = recluster.offline_clusters(diarizer.windows, config, diarizer.max_speakers,
                                               points=diarizer.points, clusterer=diarizer.clusterer)
-        diarizer.revised_clusters = clusters
         if clusters is not None:
             offline = recluster.map_windows(*clusters, diarizer.windows, config)
     previous: dict = {}
@@ -51,7 +61,7 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> bool:
         previous = mapping
         if len(window.local):
             grid.add(window.first_cell, window.local, window.weights, mapping, window.sourced)
-    return True
+    return Remapped(clusters)
 
 
 def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int, dict],
@@ -63,10 +73,9 @@ def revised_turns(diarizer: Diarizer, config: BaselineConfig, sent: Mapping[int,
     ``diarizer.grid``); ``spans``: each turn's words before growing; ``letter``: global
     speaker -> letter; ``ms``: seconds -> the integer ms sent (the model's word grid);
     ``clusters``: the (centroids, names) ``grid`` was mapped to, for the sliding relabel
-    (where ``diarizer.relabels``; default ``diarizer.revised_clusters``, the end-of-stream
-    ones)."""
+    (where ``diarizer.relabels``; None: no relabel, as when the grid was mapped without
+    re-clustering)."""
     grid = diarizer.grid if grid is None else grid
-    clusters = diarizer.revised_clusters if clusters is None else clusters
     entries = []
     for order in sorted(sent):
         old = sent[order]
