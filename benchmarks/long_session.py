@@ -122,6 +122,46 @@ re-clustering 8 MB/h; VAD probabilities and sent turns a few MB/h), so at the se
 3-hour session cap (``max_session_duration_seconds`` 10800) it is about 1.5 GB resident
 (models ~0.9 GB). The block's own re-clustering ms per turn, windows and RSS are printed
 with each block now (stderr), so a partial run shows them too.
+
+Session 10 (2026-12-03, 2-core Xeon, the other core running benchmarks throughout), the
+code with the sliding relabel (main 35e2a09; 406a8e4 only moved state out of Diarizer),
+`python benchmarks/long_session.py --minutes 120` (mixture seed 21, 4 speakers), with the
+resident-memory column this script now prints:
+
+| audio up to (min) | RTF of the block | final turns | live re-clustering ms / final turn | peak RSS (MB) | resident now (MB) | windows kept | DER live: block / session mapping | DER revised: block / session mapping |
+|---|---|---|---|---|---|---|---|---|
+| 5.0 | 0.163 | 95 | 6 | 2844 | 1092 | 595 | 0.500 / 0.500 | 0.353 / 0.353 |
+| 10.0 | 0.174 | 94 | 27 | 2844 | 1122 | 1192 | 0.376 / 0.376 | 0.321 / 0.321 |
+| 15.0 | 0.181 | 97 | 33 | 2844 | 1161 | 1791 | 0.354 / 0.354 | 0.353 / 0.353 |
+| 20.0 | 0.176 | 101 | 33 | 2844 | 1171 | 2385 | 0.365 / 0.365 | 0.381 / 0.381 |
+| 25.0 | 0.187 | 87 | 33 | 2844 | 1282 | 2984 | 0.352 / 0.352 | 0.371 / 0.371 |
+| 30.0 | 0.172 | 93 | 34 | 2844 | 1284 | 3576 | 0.372 / 0.372 | 0.388 / 0.388 |
+| 35.0 | 0.178 | 91 | 33 | 2844 | 1289 | 4174 | 0.423 / 0.423 | 0.411 / 0.411 |
+| 40.0 | 0.171 | 93 | 34 | 2844 | 1295 | 4770 | 0.385 / 0.385 | 0.394 / 0.394 |
+| 45.0 | 0.175 | 108 | 33 | 2844 | 1312 | 5363 | 0.324 / 0.324 | 0.330 / 0.330 |
+| 50.0 | 0.174 | 92 | 33 | 2844 | 1323 | 5957 | 0.349 / 0.349 | 0.345 / 0.345 |
+| 55.0 | 0.176 | 97 | 33 | 2844 | 1335 | 6555 | 0.324 / 0.324 | 0.323 / 0.323 |
+| 60.0 | 0.178 | 95 | 33 | 2844 | 1346 | 7153 | 0.348 / 0.348 | 0.352 / 0.352 |
+| 65.0 | 0.177 | 105 | 33 | 2844 | 1354 | 7752 | 0.379 / 0.379 | 0.381 / 0.381 |
+| 70.0 | 0.176 | 95 | 33 | 2844 | 1364 | 8350 | 0.327 / 0.327 | 0.336 / 0.336 |
+| 75.0 | 0.171 | 94 | 33 | 2844 | 1365 | 8944 | 0.334 / 0.334 | 0.336 / 0.336 |
+| 80.0 | 0.182 | 96 | 34 | 2844 | 1381 | 9541 | 0.381 / 0.381 | 0.378 / 0.378 |
+| 85.0 | 0.177 | 93 | 34 | 2844 | 1383 | 10136 | 0.373 / 0.373 | 0.367 / 0.367 |
+| 90.0 | 0.179 | 87 | 34 | 2844 | 1425 | 10735 | 0.308 / 0.308 | 0.331 / 0.331 |
+| 95.0 | 0.182 | 96 | 34 | 2844 | 1426 | 11330 | 0.335 / 0.335 | 0.335 / 0.335 |
+| 100.0 | 0.180 | 92 | 34 | 2844 | 1427 | 11924 | 0.340 / 0.340 | 0.347 / 0.347 |
+| 105.0 | 0.172 | 97 | 33 | 2844 | 1438 | 12520 | 0.333 / 0.333 | 0.338 / 0.338 |
+| 110.0 | 0.175 | 86 | 33 | 2844 | 1440 | 13116 | 0.317 / 0.317 | 0.326 / 0.326 |
+| 115.0 | 0.176 | 93 | 33 | 2844 | 1447 | 13714 | 0.333 / 0.333 | 0.344 / 0.344 |
+| 120.0 | 0.187 | 90 | 33 | 2844 | 1474 | 14313 | 0.346 / 0.346 | 0.334 / 0.334 |
+
+Whole session: RTF 0.177; end-of-stream revision 1.53 s CPU; DER 0.353 (without revision
+0.357). The last block's RTF (0.187) is 15% above the first's (0.163); a run just before
+on the same code (without the resident column) gave 0.167 -> 0.183 (+10%), RTF 0.177,
+the same DER. The live re-clustering stays at 33-34 ms per final turn from 15 to 120 min.
+Resident memory while streaming: 1.09 GB at 5 min, 1.29 at 40, 1.38 at 80, 1.47 at
+120 min, about 190 MB an hour (session 7 without the relabel: 130 MB/h), so about 1.7 GB
+at the service's 3-hour cap. The peak (2.84 GB) is the 120-min mixture being built.
 """
 
 from __future__ import annotations
