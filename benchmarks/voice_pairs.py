@@ -67,10 +67,14 @@ chunks of 1 s per speaker: 1688 64, 1998 69, 2033 78, 2414 64, 3005 61, 3080 98,
 What it says: through the channel every pair is harder (mean EER at 1.5 s chunks 0.033 ->
 0.123, at 1 s 0.078 -> 0.184), and a few pairs become hard: 1688-1998, 1688-3080,
 3080-533, 1688-533 and 1998-3080 sit at 0.20-0.27 at 1.5 s, 1688-1998 still 0.18 at 5 s.
-These are the recordings where the calls fail: seed 53's rec 03 (3080-533) has the worst
-DER of its seed as sent (0.61 against 0.22-0.31), seed 67's rec 02 (1688-1998) never
-separates (0.58 revised) and its rec 00 (1998-3080) is 0.44 as sent, seed 71's rec 03 is
-1688-533. Longer audio helps most (3 s: mean 0.049, 5 s: 0.017), but a 5 s window holds
+The failing recordings of the dev seeds hold such pairs: seed 53's rec 03 (3080-533) has
+the worst DER of its seed as sent (0.61 against 0.22-0.31), seed 67's rec 02 (1688-1998)
+never separates (0.58 revised) and its rec 00 (1998-3080) is 0.44 as sent, seed 71's rec
+03 is 1688-533. A hard pair does not always fail, though: written down before the
+held-out calls seeds 89, 97, 101 were run, the prediction "rec 02 (1688-3080) the worst of
+seeds 89 and 97, seed 101 (no pair above 0.14) passes" held only for 101 (0.231 revised,
+0.262 as sent); rec 02 scored 0.222 and 0.212 revised, and seed 97's worst was rec 03
+(2414-533, 0.313). Longer audio helps most (3 s: mean 0.049, 5 s: 0.017), but a 5 s window holds
 about 2 s of one speaker in a quick call, and whole final turns (1-4 s, embedded each,
 seeds 53 and 67) separated the hard recordings no better (AUC of the turn distances
 0.72-0.79). So on this voice set some calls of every few seeds sit near chance for CAM++ at
