@@ -21,6 +21,40 @@
 
 Numbers on a shared 2-core machine are noisy (other processes compete for the cores).
 
+Session 10 (2026-12-03, the 2-core Xeon), no change to the engine's output (406a8e4 moved
+the revision's clusters out of ``Diarizer`` state: the same messages on calls 71 rec 03, and
+dev seeds 67 / 71 below give session 9's numbers to 3 decimals). Fresh held-out calls seeds,
+written down before this session's first run and run once, on 406a8e4, two sets at a time
+(one per core; RTF inflated by that), with `--dataset calls --dataset-options '{"seed": S,
+"folder": "../shared/data/librispeech-utterances"}'`:
+
+| calls set | revised | as sent | floor | gap | confusion | RTF (both cores busy) |
+|---|---|---|---|---|---|---|
+| held-out seed 89 | **0.236** | **0.272** | 0.190 | 0.046 | 0.072 | 0.182 |
+| held-out seed 97 | **0.248** | 0.306 | 0.206 | 0.042 | 0.073 | 0.178 |
+| held-out seed 101 | **0.231** | **0.262** | 0.196 | 0.035 | 0.058 | 0.178 |
+
+With session 9's nine sets: revised <= 0.25 on 11 of 12 call sets (67: 0.322), as sent <=
+0.30 on 8 of 12 (53 0.354, 67 0.402, 71 0.354, 97 0.306), within 0.08 of the floor on 11
+of 12. Tried on dev seeds 71 / 67 (side by side with main) and not adopted:
+``relabel_hop`` 1.0 (half the relabel's embeddings): RTF 0.187 -> 0.173 / 0.169 -> 0.158,
+but revised 0.243 -> 0.257 / 0.322 -> 0.340 and as sent 0.354 -> 0.370 / 0.402 -> 0.411.
+Why some calls stay high: ``benchmarks/voice_pairs.py`` (EER of CAM++ per voice pair, clean
+and through the channel). Also looked at, offline on the dumped windows of dev calls 3, 5,
+7, 53, 67, 71 and one-speaker calls 3, 5 (not built): where the eigengap keeps one speaker
+(67 rec 02, 53 rec 03 until ~175 embeddings), two k-means halves of the embeddings follow
+the two voices (92% / 91% of the points), but how far apart the halves stand (mean
+distance ratio 0.74-0.98) overlaps one-speaker calls (0.43-0.73), so no threshold on it
+tells one voice from two close ones; smoothing embeddings along the segmentation's local
+tracks mixed speakers (tracks run across turns); 3 s embeddings (``embedding_seconds`` 3) on
+seed 53: revised 0.231 -> 0.290, as sent 0.354 -> 0.323, RTF +25%; int8 onnxruntime
+quantization of segmentation-3.0 / CAM++ changed the outputs by up to 0.8 in activity /
+0.06-0.12 in cosine (or ran slower).
+RTF with nothing else running (one set at a time, same code): calls 71 0.186, 67 0.170,
+excerpts 0.115 (DER 0.289 / 0.303 as in session 9). Session 9 measured 0.165 / 0.155 / 0.116
+with the other core busy: the calls run 10-13% slower on this machine today while the
+excerpts do not; item 6's 0.15 holds on the excerpts, not on calls here.
+
 Session 9, the sliding relabel on wide-band audio too (``relabel_band`` "all", now the
 default; "narrow" = narrow-band audio only, as in the next table), same machine and day, the
 two options in two processes at once, sets in the same order; mixtures ``--dataset mixtures
