@@ -240,6 +240,8 @@ class Labeller:
                                                                int(words[-1].end * SAMPLE_RATE)))
             speakers = [label] * len(words)
         unknown = label is None or span < cfg.unknown_below
+        if not unknown:  # what the points under these words were shown as names clusters
+            diarizer.points.sync(diarizer.windows).show(words, speakers, cfg.window)
         spans = list(words)
         if not unknown:
             words = grow_runs(words, speakers, grid, cfg, self.audio.received / SAMPLE_RATE)

@@ -7,9 +7,13 @@ clusters; on narrow-band audio or with max_speakers given, merges down to
 ``split_floor`` are undone too where both sides are large: :func:`cut_tree`; on
 narrow-band audio with ``spectral_min_points`` embeddings or more, spectral clustering
 with the eigengap's number of speakers instead: :func:`spectral_labels`); clusters are
-named after the online speakers they co-occur with most, so
-letters already shown stay where they were right; each window's local speakers then map
-to their closest cluster.
+named after the speakers their points were shown as (the speaker of the final word
+their audio lies under, as sent: :meth:`SessionPoints.show`, :func:`name_clusters`), else
+after the online speakers they co-occur with most, so letters already shown stay where
+they were right; each window's local speakers then map to their closest cluster. Named
+after the online speakers alone, the labels as sent swapped when the online mapping
+drifted (issue 16: calls seed 71 recording 03 had 0.80 of its speech between 30 and 45 s
+under the other voice's label; benchmarks/engine.py, session 11).
 
 The cost per final turn does not grow with the session (issue 16): the embeddings are kept
 as the windows arrive (:class:`SessionPoints`, so no turn walks every window kept), the
@@ -185,6 +189,11 @@ class SessionPoints:
         self.rho_update = rho_update
         self._points = np.zeros((0, 0), dtype=np.float32)  # sized at the first point
         self._online = np.zeros(0, dtype=np.int64)
+        self._shown = np.zeros(0, dtype=np.int64)
+        # centre (s) of each point's embedding audio, and its running maximum (the
+        # points are in window order: a point's centre lies within a window of the maximum)
+        self._source = np.zeros(0, dtype=np.float64)
+        self._latest = np.zeros(0, dtype=np.float64)
         self.n = 0  # points so far
         self.windows_seen = 0  # windows taken so far
         self.windows_touched = 0  # windows read by sync, ever (tests count the work)
@@ -200,6 +209,40 @@ class SessionPoints:
         """(n,) the online speaker each point's window mapped it to, -1 for none."""
         return self._online[:self.n]
 
+    @property
+    def shown(self) -> np.ndarray:
+        """(n,) the global speaker each point was shown as (:meth:`show`), -1 for none
+        yet; a view (tests write it)."""
+        return self._shown[:self.n]
+
+    @property
+    def source(self) -> np.ndarray:
+        """(n,) the centre (s) of each point's embedding audio."""
+        return self._source[:self.n]
+
+    def show(self, words, speakers, reach: float) -> None:
+        """A final turn was sent with ``words`` and their ``speakers``: each point not shown
+        yet whose embedding audio is centred within the words' span is shown as the
+        speaker of the word it lies under (else the nearest word), if that is a global
+        speaker. ``reach``: how far before the running maximum a centre can lie (the
+        diarization window, s); with it only the points near the turn are read."""
+        if not words or self.n == 0:
+            return
+        start, end = words[0].start, words[-1].end
+        latest = self._latest[:self.n]
+        lo = int(np.searchsorted(latest, start, side="left"))
+        hi = int(np.searchsorted(latest, end + reach, side="right"))
+        starts = np.array([w.start for w in words])
+        ends = np.array([w.end for w in words])
+        for i in range(lo, hi):
+            t = self._source[i]
+            if self._shown[i] >= 0 or not start <= t <= end:
+                continue
+            gap = np.maximum(starts - t, 0.0) + np.maximum(t - ends, 0.0)
+            speaker = speakers[int(np.argmin(gap))]
+            if isinstance(speaker, (int, np.integer)):
+                self._shown[i] = int(speaker)
+
     def sync(self, windows: Sequence[Window]) -> "SessionPoints":
         """Take the windows of ``windows`` after those already taken (all of them again if
         the list is shorter than what was taken: a different session's)."""
@@ -211,20 +254,28 @@ class SessionPoints:
             activity = window.summary
             for k in range(len(window.valid)):
                 if window.valid[k] and activity[:, k].mean() >= self.rho_update:
-                    self._append(window.embeddings[k], window.mapping.get(k, -1))
+                    cells = np.flatnonzero(window.sourced[:, k]) if window.sourced.size else []
+                    centre = (window.first_cell + (float(np.mean(cells)) if len(cells) else
+                                                   len(window.local) / 2) + 0.5) * GRID
+                    self._append(window.embeddings[k], window.mapping.get(k, -1), centre)
             self.max_online = max(self.max_online, max(window.mapping.values(), default=-1))
         self.windows_seen = len(windows)
         return self
 
-    def _append(self, embedding: np.ndarray, online: int) -> None:
+    def _append(self, embedding: np.ndarray, online: int, source: float = 0.0) -> None:
         if self.n == len(self._points):  # amortised O(1): double the capacity
             grow = max(64, self.n)
             dim = self._points.shape[1] if self.n else len(embedding)
             self._points = np.vstack([self._points.reshape(-1, dim),
                                       np.zeros((grow, dim), dtype=np.float32)])
             self._online = np.concatenate([self._online, np.full(grow, -1, dtype=np.int64)])
+            self._shown = np.concatenate([self._shown, np.full(grow, -1, dtype=np.int64)])
+            self._source = np.concatenate([self._source, np.zeros(grow)])
+            self._latest = np.concatenate([self._latest, np.zeros(grow)])
         self._points[self.n] = embedding
         self._online[self.n] = online
+        self._source[self.n] = source
+        self._latest[self.n] = max(source, self._latest[self.n - 1] if self.n else source)
         self.n += 1
 
 
@@ -234,8 +285,10 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
                      clusterer: str = "tree") -> tuple[np.ndarray, list[int]] | None:
     """Re-cluster every local speaker embedding of ``windows`` at once. Returns the cluster
     centroids and the global speaker each is named after; None with fewer than two
-    embeddings. At most ``max_points`` embeddings (evenly spaced) build the tree, so its
-    cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`): "tree" cuts the average-linkage
+    embeddings. Clusters are named (:func:`name_clusters`) after the speakers their points
+    were shown as (``SessionPoints.shown``) where they were, else after the online
+    speakers they co-occur with most. At most ``max_points`` embeddings (evenly spaced)
+    build the tree, so its cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`): "tree" cuts the average-linkage
     tree at ``config.offline_threshold``; "split" (max_speakers given) also undoes merges
     down to ``config.split_floor`` where both sides are large (:func:`cut_tree`); "narrow"
     (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
@@ -267,16 +320,18 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
                           config.split_min_points)
     clusters = sorted(set(labels))
     centroids = np.stack([points_[labels == c].mean(axis=0) for c in clusters])
-    # name clusters after online speakers: Hungarian on how often they co-occur
-    overlap = np.zeros((len(clusters), store.max_online + 1))
     row = {c: i for i, c in enumerate(clusters)}
-    for g, label in zip(online, labels):
-        if g >= 0:
-            overlap[row[label], g] += 1
+    rows_of_points = np.array([row[label] for label in labels])
     names = {}
-    if overlap.size:
-        rows, cols = linear_sum_assignment(-overlap)
-        names = {clusters[r]: int(c) for r, c in zip(rows, cols) if overlap[r, c] > 0}
+    shown = store.shown[keep]
+    seen = shown >= 0
+    if seen.any():
+        names = name_clusters(rows_of_points[seen], shown[seen], len(clusters), cap)
+    # the rest after online speakers: Hungarian on how often they co-occur
+    known = online >= 0
+    by_online = name_clusters(rows_of_points[known], online[known], len(clusters), cap,
+                              taken=names)
+    names = {clusters[r]: g for r, g in {**by_online, **names}.items()}
     spare = [g for g in range(cap) if g not in names.values()]
     for i, c in enumerate(clusters):
         if c in names:
@@ -288,6 +343,26 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
             dist = cosine_distances(centroids[i:i + 1], centroids[named])[0]
             names[c] = names[clusters[named[int(np.argmin(dist))]]]
     return centroids, [names[c] for c in clusters]
+
+
+def name_clusters(rows: np.ndarray, names: np.ndarray, n_clusters: int, cap: int,
+                  taken: dict | None = None) -> dict[int, int]:
+    """{cluster row: name} from points' cluster rows and the names they had: one-to-one,
+    most shared points first (Hungarian), only where a cluster shares points with a name;
+    rows and names in ``taken`` ({row: name}) are left out."""
+    taken = taken or {}
+    rows, names = np.asarray(rows, dtype=int), np.asarray(names, dtype=int)
+    free_rows = [r for r in range(n_clusters) if r not in taken]
+    top = min(int(names.max()) + 1 if len(names) else 0, cap)
+    free_names = [g for g in range(top) if g not in taken.values()]
+    if not free_rows or not free_names:
+        return {}
+    counts = np.zeros((n_clusters, max(top, 1)))
+    inside = names < top
+    np.add.at(counts, (rows[inside], names[inside]), 1.0)
+    overlap = counts[np.ix_(free_rows, free_names)]
+    return {free_rows[i]: free_names[j] for i, j in zip(*linear_sum_assignment(-overlap))
+            if overlap[i, j] > 0}
 
 
 def map_windows(centroids: np.ndarray, names: list[int], windows: Sequence[Window],
