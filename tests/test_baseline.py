@@ -441,11 +441,13 @@ def test_tune_command_writes_the_best_options(factory, tmp_path):
 @pytest.mark.baseline
 def test_tune_live_objective_ranks_by_the_labels_as_sent(factory, tmp_path):
     """--objective live: rows ranked by the DER without the SpeakerRevision. On dev01 (two
-    speakers) a delta_new of 1.5 never opens a second live speaker, 0.5 does, so the two
-    live DERs differ, while the revised ones (re-clustered offline) do not: ranked by the
-    revised DER the grid order would stay, and the live DERs would not be increasing.
-    Turns do not split at speaker changes here (``change_min_run`` 0): those splits follow
-    the online grid, so delta_new would move the revised DER too."""
+    speakers) a delta_new of 1.5 never opens a second live speaker, 0.5 does, so with live
+    labels from the online clustering (``live_recluster`` false) the two live DERs differ,
+    while the revised ones (re-clustered offline) do not: ranked by the revised DER the
+    grid order would stay, and the live DERs would not be increasing. (With the live
+    re-clustering, whose clusters keep the names shown, delta_new no longer moves the live
+    labels there.) Turns do not split at speaker changes here (``change_min_run`` 0):
+    those splits follow the online grid, so delta_new would move the revised DER too."""
     import json
 
     import pandas as pd
@@ -455,7 +457,8 @@ def test_tune_live_objective_ranks_by_the_labels_as_sent(factory, tmp_path):
     output = tmp_path / "live.json"
     code = main(["tune", "--dataset", str(shared_data("ami-excerpts")), "--uri", "dev01",
                  "--grid", "delta_new=0.5,1.5", "--set", "partials=false",
-                 "--set", "change_min_run=0", "--objective", "live", "--output", str(output)])
+                 "--set", "change_min_run=0", "--set", "live_recluster=false",
+                 "--objective", "live", "--output", str(output)])
     assert code == 0
     table = pd.read_csv(output.with_suffix(".csv"))
     assert list(table["objective"]) == ["live", "live"]
