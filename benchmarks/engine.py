@@ -85,7 +85,11 @@ before the change has those words in 64 of the 67), and the turn then goes on an
 decoded again and again at every step (split decodes were 60% of the audio Whisper
 decoded there). Taking the words after the change from that second decode: calls 71 RTF
 0.193 -> 0.179 but DER 0.243 -> 0.251 revised, 0.354 -> 0.363 as sent (floor 0.193 ->
-0.201); calls 67 0.322 -> 0.316 / 0.402 -> 0.396, RTF unchanged. Mixed, so left for now.
+0.201); calls 67 0.322 -> 0.316 / 0.402 -> 0.396, RTF unchanged. Again on top of the new
+naming, dev calls 3 / 5 / 7 / 53 / 67 / 71: revised 0.227 -> 0.227, 0.207 -> 0.212, 0.238
+-> 0.251, 0.231 -> 0.231, 0.322 -> 0.316, 0.243 -> 0.251, as sent 0.265 -> 0.265, 0.309 ->
+0.317, 0.282 -> 0.295, 0.319 -> 0.319, 0.365 -> 0.359, 0.320 -> 0.329, and no RTF gain in
+those runs; not landed (held-out calls 127, 131, declared for it, stay unseen).
 Session 10's last experiment, not landed either: a fixed white-noise floor at -50 dBFS
 added to the fbank / sliding-window input on narrow-band audio (voice-pair EER through the
 channel 0.125 -> 0.109, but clean wide-band 0.033 -> 0.048, hence narrow-band only): dev
