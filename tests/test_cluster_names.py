@@ -1,6 +1,7 @@
-"""Naming the re-clustering's clusters (issue 16, labels as sent): each live re-clustering
-names its clusters after the previous one's (the letters shown so far), falling back on the
-online speakers the points co-occur with. Hand-worked examples."""
+"""Naming the re-clustering's clusters (issue 16, labels as sent): clusters are named after
+the speakers their points were shown as (the final words their audio lies under,
+``SessionPoints.show``), falling back on the online speakers the points co-occur with.
+Hand-worked examples."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_offline_clusters_keep_the_names_shown():
     store = _session((0, 1))
     plain = offline_clusters([], config, 10, points=store)
     assert [_name_of_group(plain, g) for g in (0, 1)] == [0, 1]
-    assert (store.shown == -1).all()  # not remembered without remember=True
+    assert (store.shown == -1).all()  # re-clustering reads what was shown, never writes it
     store.shown[:30], store.shown[30:] = 1, 0
     kept = offline_clusters([], config, 10, points=store)
     assert [_name_of_group(kept, g) for g in (0, 1)] == [1, 0]

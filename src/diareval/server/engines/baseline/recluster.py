@@ -215,11 +215,6 @@ class SessionPoints:
         yet; a view (tests write it)."""
         return self._shown[:self.n]
 
-    @property
-    def source(self) -> np.ndarray:
-        """(n,) the centre (s) of each point's embedding audio."""
-        return self._source[:self.n]
-
     def show(self, words, speakers, reach: float) -> None:
         """A final turn was sent with ``words`` and their ``speakers``: each point not shown
         yet whose embedding audio is centred within the words' span is shown as the
@@ -288,10 +283,10 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     embeddings. Clusters are named (:func:`name_clusters`) after the speakers their points
     were shown as (``SessionPoints.shown``) where they were, else after the online
     speakers they co-occur with most. At most ``max_points`` embeddings (evenly spaced)
-    build the tree, so its cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`): "tree" cuts the average-linkage
-    tree at ``config.offline_threshold``; "split" (max_speakers given) also undoes merges
-    down to ``config.split_floor`` where both sides are large (:func:`cut_tree`); "narrow"
-    (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
+    build the tree, so its cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`):
+    "tree" cuts the average-linkage tree at ``config.offline_threshold``; "split"
+    (max_speakers given) also undoes merges down to ``config.split_floor`` where both sides
+    are large (:func:`cut_tree`); "narrow" (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
     :func:`spectral_labels` (with ``config.narrow_clusterer`` "spectral").
     ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
     windows added since it last was are read); None: collected afresh."""
