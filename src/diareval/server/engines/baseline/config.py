@@ -99,6 +99,9 @@ class BaselineConfig:
     narrow_clusterer: str = "spectral"
     spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
     spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
+    # ... and its clusters come from the final turns' sliding windows ("sliding", once there
+    # are spectral_min_points of them) or from the diarization windows' embeddings ("windows")
+    narrow_points: str = "windows"
     # Each final turn is also embedded in relabel_window s windows every relabel_hop s, and a
     # word whose windows are closer to another re-clustering cluster than to its grid
     # speaker's by relabel_margin takes that cluster's speaker (sliding.relabel; live and at
@@ -135,6 +138,9 @@ class BaselineConfig:
         if config.relabel_band not in ("narrow", "all"):
             raise ConfigError("baseline option relabel_band: 'narrow' or 'all', got "
                               f"{config.relabel_band!r}")
+        if config.narrow_points not in ("windows", "sliding"):
+            raise ConfigError("baseline option narrow_points: 'windows' or 'sliding', got "
+                              f"{config.narrow_points!r}")
         if config.narrow_clusterer not in ("spectral", "tree"):
             raise ConfigError("baseline option narrow_clusterer: 'spectral' or 'tree', got "
                               f"{config.narrow_clusterer!r}")

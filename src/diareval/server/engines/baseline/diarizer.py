@@ -129,6 +129,11 @@ class Diarizer:
         return "narrow" if self.narrow else "split" if self.hinted else "tree"
 
     @property
+    def sliding_vectors(self) -> np.ndarray | None:
+        """The final turns' sliding-window embeddings so far (None without them)."""
+        return self.sliding.matrix if self.sliding is not None else None
+
+    @property
     def relabels(self) -> bool:
         """Whether words are labelled again from sliding embeddings (``sliding.relabel``):
         with ``relabel_window`` on, on any audio (``relabel_band`` "all") or on narrow-band

@@ -28,7 +28,8 @@ def session_grid(diarizer: Diarizer, config: BaselineConfig
     if not diarizer.clustering.centroids or not config.revise_offline:
         return None
     clusters = recluster.offline_clusters(diarizer.windows, config, diarizer.max_speakers,
-                                          points=diarizer.points, clusterer=diarizer.clusterer)
+                                          points=diarizer.points, clusterer=diarizer.clusterer,
+                                          sliding=diarizer.sliding_vectors)
     if clusters is None:
         return None
     grid = SpeakerGrid(diarizer.grid.n_speakers, diarizer.evidence_floor)

@@ -277,7 +277,8 @@ class SessionPoints:
 def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_speakers: int,
                      max_points: int = MAX_OFFLINE_POINTS,
                      points: SessionPoints | None = None,
-                     clusterer: str = "tree") -> tuple[np.ndarray, list[int]] | None:
+                     clusterer: str = "tree",
+                     sliding: np.ndarray | None = None) -> tuple[np.ndarray, list[int]] | None:
     """Re-cluster every local speaker embedding of ``windows`` at once. Returns the cluster
     centroids and the global speaker each is named after; None with fewer than two
     embeddings. Clusters are named (:func:`name_clusters`) after the speakers their points
@@ -305,7 +306,18 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     if clusterer not in CLUSTERERS:
         raise ValueError(f"clusterer must be one of {CLUSTERERS}, not {clusterer!r}")
     cap = max_speakers
-    if clusterer == "narrow" and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
+    means = None
+    if (clusterer == "narrow" and config.narrow_clusterer == "spectral"
+            and config.narrow_points == "sliding" and sliding is not None
+            and len(sliding) >= config.spectral_min_points):
+        vectors = sliding.astype(np.float64)
+        found = spectral_labels(vectors, cap, config.spectral_max_points,
+                                min_points=config.split_min_points)
+        means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
+        means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
+        unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
+        labels = 1 + np.argmax(unit @ means.T, axis=1)
+    elif clusterer == "narrow" and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
         labels = spectral_labels(points_, cap, config.spectral_max_points,
                                  min_points=config.split_min_points)
     else:
@@ -314,7 +326,10 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
         labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
                           config.split_min_points)
     clusters = sorted(set(labels))
-    centroids = np.stack([points_[labels == c].mean(axis=0) for c in clusters])
+    if means is not None:  # the sliding windows' clusters: their means
+        centroids = np.stack([means[c - 1] for c in clusters])
+    else:
+        centroids = np.stack([points_[labels == c].mean(axis=0) for c in clusters])
     row = {c: i for i, c in enumerate(clusters)}
     rows_of_points = np.array([row[label] for label in labels])
     names = {}

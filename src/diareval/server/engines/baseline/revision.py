@@ -46,7 +46,8 @@ def remap_session(diarizer: Diarizer, config: BaselineConfig) -> Remapped | None
     offline = clusters = None
     if config.revise_offline:
         clusters = recluster.offline_clusters(diarizer.windows, config, diarizer.max_speakers,
-                                              points=diarizer.points, clusterer=diarizer.clusterer)
+                                              points=diarizer.points, clusterer=diarizer.clusterer,
+                                              sliding=diarizer.sliding_vectors)
         if clusters is not None:
             offline = recluster.map_windows(*clusters, diarizer.windows, config)
     previous: dict = {}

@@ -32,6 +32,8 @@ class SlidingEmbeddings:
     def __init__(self, embedding, window: float, hop: float):
         self.embedding, self.window, self.hop = embedding, float(window), float(hop)
         self._vectors: dict[int, np.ndarray] = {}
+        self._matrix = np.zeros((0, 0), dtype=np.float32)  # the vectors in the order embedded
+        self._rows = 0
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -64,6 +66,20 @@ class SlidingEmbeddings:
         if feats:
             for k, vector in zip(keys, self.embedding.from_features(feats)):
                 self._vectors[k] = vector
+                self._append(vector)
+
+    def _append(self, vector: np.ndarray) -> None:
+        if self._rows == len(self._matrix):  # amortised O(1): double the capacity
+            grow = max(64, self._rows)
+            self._matrix = np.vstack([self._matrix.reshape(-1, len(vector)),
+                                      np.zeros((grow, len(vector)), dtype=np.float32)])
+        self._matrix[self._rows] = vector
+        self._rows += 1
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(n, 192) every window embedded so far, in the order embedded (a view)."""
+        return self._matrix[:self._rows]
 
     def similarities(self, start: float, end: float, unit: np.ndarray) -> np.ndarray | None:
         """Mean cosine similarity of the windows centred in [start, end] (the nearest one
