@@ -147,7 +147,6 @@ def test_offline_clusters_clusters_as_the_session_says():
     store = SessionPoints(config.rho_update)
     for point in points:
         store._append(point.astype(np.float32), 0)
-    store.max_online = 0  # every point's window mapped it to online speaker 0
     found = {mode: offline_clusters([], config, 10, points=store, clusterer=mode)
              for mode in ("tree", "split", "narrow")}
     assert [len(found[mode][1]) for mode in ("tree", "split", "narrow")] == [1, 1, 2]

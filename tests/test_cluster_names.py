@@ -45,7 +45,6 @@ def _session(online_of_group: tuple[int, int]) -> SessionPoints:
         x = centres[group] + 0.05 * rng.standard_normal((30, 16))
         for point in x / np.linalg.norm(x, axis=1, keepdims=True):
             store._append(point.astype(np.float32), online_of_group[group])
-    store.max_online = max(online_of_group)
     return store
 
 

@@ -99,9 +99,14 @@ class BaselineConfig:
     narrow_clusterer: str = "spectral"
     spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
     spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
-    # ... and its clusters come from the final turns' sliding windows ("sliding", once there
-    # are spectral_min_points of them) or from the diarization windows' embeddings ("windows")
-    narrow_points: str = "windows"
+    # What that spectral clustering clusters, once there are spectral_min_points of them:
+    # the final turns' 1 s sliding windows (relabel_window) at the revisions ("revision"),
+    # live too ("sliding"), or the diarization windows' 2 s embeddings only ("windows"). In
+    # quick turn-taking a 2 s embedding often holds both voices; the 1 s windows mostly one
+    # (calls seed 67 recording 02: spectral k 1 on the 2 s points, k 3 with 0.99 purity on
+    # the windows). "revision": revised DER calls 67 0.322 -> 0.258 (benchmarks/engine.py,
+    # session 12); "sliding" moved the labels as sent both ways (67: 0.365 -> 0.405).
+    narrow_points: str = "revision"
     # Each final turn is also embedded in relabel_window s windows every relabel_hop s, and a
     # word whose windows are closer to another re-clustering cluster than to its grid
     # speaker's by relabel_margin takes that cluster's speaker (sliding.relabel; live and at
@@ -138,8 +143,8 @@ class BaselineConfig:
         if config.relabel_band not in ("narrow", "all"):
             raise ConfigError("baseline option relabel_band: 'narrow' or 'all', got "
                               f"{config.relabel_band!r}")
-        if config.narrow_points not in ("windows", "sliding"):
-            raise ConfigError("baseline option narrow_points: 'windows' or 'sliding', got "
+        if config.narrow_points not in ("windows", "sliding", "revision"):
+            raise ConfigError("baseline option narrow_points: 'windows', 'sliding' or 'revision', got "
                               f"{config.narrow_points!r}")
         if config.narrow_clusterer not in ("spectral", "tree"):
             raise ConfigError("baseline option narrow_clusterer: 'spectral' or 'tree', got "

@@ -221,7 +221,9 @@ class Labeller:
         if cfg.live_recluster and words:
             clusters = recluster.offline_clusters(diarizer.windows, cfg, diarizer.max_speakers,
                                                   MAX_LIVE_POINTS, diarizer.points,
-                                                  diarizer.clusterer, diarizer.sliding_vectors)
+                                                  diarizer.clusterer,
+                                                  diarizer.sliding_vectors
+                                                  if cfg.narrow_points == "sliding" else None)
             grid = recluster.reclustered_grid(diarizer.windows, words[0].start, cfg,
                                               diarizer.max_speakers, diarizer.evidence_floor,
                                               MAX_LIVE_POINTS, diarizer.points,

@@ -6,7 +6,8 @@ linkage on cosine distance, cut at ``offline_threshold``, at most ``max_speakers
 clusters; on narrow-band audio or with max_speakers given, merges down to
 ``split_floor`` are undone too where both sides are large: :func:`cut_tree`; on
 narrow-band audio with ``spectral_min_points`` embeddings or more, spectral clustering
-with the eigengap's number of speakers instead: :func:`spectral_labels`); clusters are
+with the eigengap's number of speakers instead: :func:`spectral_labels`, at the revisions
+on the final turns' 1 s sliding windows when there are enough, ``narrow_points``); clusters are
 named after the speakers their points were shown as (the speaker of the final word
 their audio lies under, as sent: :meth:`SessionPoints.show`, :func:`name_clusters`), else
 after the online speakers they co-occur with most, so letters already shown stay where
@@ -197,7 +198,6 @@ class SessionPoints:
         self.n = 0  # points so far
         self.windows_seen = 0  # windows taken so far
         self.windows_touched = 0  # windows read by sync, ever (tests count the work)
-        self.max_online = -1  # the largest online speaker any window mapped to
 
     @property
     def points(self) -> np.ndarray:
@@ -253,7 +253,6 @@ class SessionPoints:
                     centre = (window.first_cell + (float(np.mean(cells)) if len(cells) else
                                                    len(window.local) / 2) + 0.5) * GRID
                     self._append(window.embeddings[k], window.mapping.get(k, -1), centre)
-            self.max_online = max(self.max_online, max(window.mapping.values(), default=-1))
         self.windows_seen = len(windows)
         return self
 
@@ -290,7 +289,12 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     are large (:func:`cut_tree`); "narrow" (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
     :func:`spectral_labels` (with ``config.narrow_clusterer`` "spectral").
     ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
-    windows added since it last was are read); None: collected afresh."""
+    windows added since it last was are read); None: collected afresh. ``sliding``: the
+    final turns' sliding-window embeddings (``SlidingEmbeddings.matrix``); with "narrow",
+    ``config.narrow_points`` other than "windows" and ``spectral_min_points`` of them, the
+    spectral clustering runs on them instead, the clusters' centroids are their means, and
+    each embedding of ``points`` joins the closest (for the naming below). The caller
+    passes them where ``narrow_points`` says (the revisions, or live too)."""
     from scipy.cluster.hierarchy import linkage
 
     from diareval.server.engines.baseline.clustering import cosine_distances
@@ -306,21 +310,23 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     if clusterer not in CLUSTERERS:
         raise ValueError(f"clusterer must be one of {CLUSTERERS}, not {clusterer!r}")
     cap = max_speakers
-    means = None
-    if (clusterer == "narrow" and config.narrow_clusterer == "spectral"
-            and config.narrow_points == "sliding" and sliding is not None
+    means = labels = None
+    spectral = clusterer == "narrow" and config.narrow_clusterer == "spectral"
+    if spectral and n >= config.spectral_min_points:
+        labels = spectral_labels(points_, cap, config.spectral_max_points,
+                                 min_points=config.split_min_points)
+    if (spectral and config.narrow_points != "windows" and sliding is not None
             and len(sliding) >= config.spectral_min_points):
         vectors = sliding.astype(np.float64)
         found = spectral_labels(vectors, cap, config.spectral_max_points,
                                 min_points=config.split_min_points)
-        means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
-        means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
-        unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
-        labels = 1 + np.argmax(unit @ means.T, axis=1)
-    elif clusterer == "narrow" and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
-        labels = spectral_labels(points_, cap, config.spectral_max_points,
-                                 min_points=config.split_min_points)
-    else:
+        # the windows' clustering unless the 2 s points found more speakers
+        if labels is None or len(set(found)) >= len(set(labels)):
+            means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
+            means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
+            unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
+            labels = 1 + np.argmax(unit @ means.T, axis=1)
+    if labels is None:
         tree = linkage(points_, method="average", metric="cosine")
         floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
         labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
