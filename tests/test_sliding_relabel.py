@@ -94,3 +94,21 @@ def test_audio_no_longer_kept_is_not_embedded():
     sliding.embed(0.0, 6.0, audio)
     assert len(sliding) == 13  # starts 2.0, 2.25, ..., 5.0 s
     assert relabel([Word("a", 0.5, 1.0, 1.0)], [1], sliding, CLUSTERS, 0.0) == [1]
+
+
+def test_the_windows_embedded_are_kept_once_in_order():
+    """``matrix`` (what the revision clusters on narrow-band audio) holds each window once, in
+    the order embedded: windows of 1 s every 0.5 s centred in [0.5, 2.5] are the five
+    starting at 0-2 s (first voice); those centred in [2.0, 5.5] add the six starting at
+    2.5-5 s (2.5-3.5 s holds half of each voice, mean 0: the second voice by the
+    stand-in's rule; the rest are all second voice). Asking for a span again embeds nothing."""
+    embedding = SignEmbedding()
+    sliding = SlidingEmbeddings(embedding, window=1.0, hop=0.5)
+    audio = _two_voices()
+    sliding.embed(0.5, 2.5, audio)
+    assert len(sliding) == 5 and sliding.matrix.tolist() == [[1.0, 0.0]] * 5
+    sliding.embed(2.0, 5.5, audio)
+    assert len(sliding) == 11 and embedding.embedded == 11
+    assert sliding.matrix.tolist() == [[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 6
+    sliding.embed(0.0, 6.0, audio)  # every window centred in [0.5, 5.5] is there already
+    assert embedding.embedded == 11 and len(sliding.matrix) == 11
