@@ -320,8 +320,8 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
         vectors = sliding.astype(np.float64)
         found = spectral_labels(vectors, cap, config.spectral_max_points,
                                 min_points=config.split_min_points)
-        # the windows' clustering unless the 2 s points found more speakers
-        if labels is None or len(set(found)) >= len(set(labels)):
+        # the 1 s windows' clusters where they find more speakers than the 2 s points
+        if labels is None or len(set(found)) > len(set(labels)):
             means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
             means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
             unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
