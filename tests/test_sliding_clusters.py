@@ -86,3 +86,19 @@ def test_wide_band_sessions_ignore_the_sliding_windows(session):
         without = recluster.offline_clusters([], _config("windows"), 10, points=points,
                                              clusterer=clusterer)
         assert np.allclose(with_sliding[0], without[0]) and with_sliding[1] == without[1]
+
+
+def test_where_the_2s_points_find_as_many_speakers_they_decide(session):
+    """Clean 2 s points (near one voice each): both views find two speakers, and the
+    clusters are the points' own, as without the sliding windows."""
+    a, b, _, sliding = session
+    rng = np.random.default_rng(3)
+    points = recluster.SessionPoints(0.3)
+    for i, p in enumerate(np.vstack([_near(rng, a, 30, 0.3), _near(rng, b, 30, 0.3)])):
+        points._append(p.astype(np.float32), int(i >= 30), float(i))
+    with_sliding = recluster.offline_clusters([], _config("revision"), 10, points=points,
+                                              clusterer="narrow", sliding=sliding)
+    without = recluster.offline_clusters([], _config("windows"), 10, points=points,
+                                         clusterer="narrow")
+    assert len(without[1]) == 2
+    assert np.allclose(with_sliding[0], without[0]) and with_sliding[1] == without[1]

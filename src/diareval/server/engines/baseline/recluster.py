@@ -310,27 +310,27 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     if clusterer not in CLUSTERERS:
         raise ValueError(f"clusterer must be one of {CLUSTERERS}, not {clusterer!r}")
     cap = max_speakers
-    means = labels = None
-    spectral = clusterer == "narrow" and config.narrow_clusterer == "spectral"
-    if spectral and n >= config.spectral_min_points:
+    if clusterer == "narrow" and config.narrow_clusterer == "spectral" and n >= config.spectral_min_points:
         labels = spectral_labels(points_, cap, config.spectral_max_points,
                                  min_points=config.split_min_points)
-    if (spectral and config.narrow_points != "windows" and sliding is not None
-            and len(sliding) >= config.spectral_min_points):
-        vectors = sliding.astype(np.float64)
-        found = spectral_labels(vectors, cap, config.spectral_max_points,
-                                min_points=config.split_min_points)
-        # the 1 s windows' clusters where they find more speakers than the 2 s points
-        if labels is None or len(set(found)) > len(set(labels)):
-            means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
-            means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
-            unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
-            labels = 1 + np.argmax(unit @ means.T, axis=1)
-    if labels is None:
+    else:
         tree = linkage(points_, method="average", metric="cosine")
         floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
         labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
                           config.split_min_points)
+    means = None
+    if (clusterer == "narrow" and config.narrow_clusterer == "spectral"
+            and config.narrow_points != "windows" and sliding is not None
+            and len(sliding) >= config.spectral_min_points and len(set(labels)) == 1):
+        # one speaker on the 2 s points: the 1 s windows' clusters if they find more
+        vectors = sliding.astype(np.float64)
+        found = spectral_labels(vectors, cap, config.spectral_max_points,
+                                min_points=config.split_min_points)
+        if len(set(found)) > 1:
+            means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
+            means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
+            unit = points_ / (np.linalg.norm(points_, axis=1, keepdims=True) + 1e-12)
+            labels = 1 + np.argmax(unit @ means.T, axis=1)
     clusters = sorted(set(labels))
     if means is not None:  # the sliding windows' clusters: their means
         centroids = np.stack([means[c - 1] for c in clusters])
