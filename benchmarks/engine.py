@@ -21,6 +21,51 @@
 
 Numbers on a shared 2-core machine are noisy (other processes compete for the cores).
 
+Session 12 (2026-12-03, the 2-core Xeon): close voices at the revision. Where quick
+turn-taking keeps two voices in one 2 s embedding, the session's 2 s points do not form
+two groups: calls seed 67 recording 02 (revised 0.576 before, 0.344 now) got one cluster
+from start to end. The final turns' 1 s sliding windows (``relabel_window``, embedded anyway for the
+relabel) mostly hold one voice each. Per recording, the points' reference voice (>= 0.8 of
+the 2 s / 1 s around its centre, else "mixed"), spectral clustering of each view, purity of
+the clean points (/tmp script): 67 rec 02 at 90 s: points k 1, purity 0.50 (66 of 183
+mixed); windows k 3, purity 0.99 (18 of 133 mixed); 71 rec 03: 0.94 / 1.00; 53 rec 03:
+0.94 / 0.97; one-speaker calls 3 rec 01: k 1 on both. The tree cut (split floor 0.38) on
+the windows splits one voice into 2-4, so spectral only. Now (``narrow_points``
+"revision"): at the revisions (end of stream, mid-session), on narrow-band audio, where
+the 2 s points give one speaker and the windows' spectral clustering more, the windows'
+clusters are taken (centroids: their means; each 2 s point joins the closest, for the
+naming). Live labels unchanged. Three rules were run, in this order:
+
+| rule | changed (revised DER, main -> rule) | as sent |
+|---|---|---|
+| windows' clusters always (once 40 windows), live too ("sliding") | dev calls 67 0.322 -> 0.258, 71 0.243 -> 0.238, 3 / 7 -0.002 | 67 0.365 -> 0.405, 71 0.320 -> 0.300, 5 0.309 -> 0.280, 3 0.265 -> 0.258, 7 0.282 -> 0.293, 53 0.319 -> 0.329 |
+| the same at the revisions only | as above; held-out calls 137 0.242 -> 0.246, 139 0.242 -> 0.245 | unchanged |
+| ... where the windows find more speakers than the points | 67 0.322 -> 0.262; 89 0.236 -> 0.279 (rec 02 0.222 -> 0.392: points k 2 purity 0.97, windows k 3) | unchanged |
+| ... where the points give one speaker (chosen) | 67 0.322 -> 0.262, 89 0.236 | unchanged |
+
+Where the rule does not fire nothing changes, so every other set is main's to 3 decimals
+(the third rule was run on calls 3, 5, 7, 53, 59, 61, 71, 73, 97, 101, 109, 113, 127, 131,
+137, 139, 149, 151 and one-speaker calls 3, 5, 103: identical; the chosen rule fires in a
+subset of its cases). Held-out for the chosen rule (declared before its first run, run
+once): calls 157, 163 and one-speaker calls 107, identical to main (0.243 / 0.276, 0.244 / 0.275,
+0.172 / 0.337 revised / as sent): the rule did not fire there, so it shows no harm, and its
+one gain is on a dev set. AMI excerpts and the mixtures are wide-band: untouched (the excerpts
+0.289 / 0.300 with the first rule). Cost: one more spectral clustering per revision where
+the points give one speaker (RTF within noise).
+
+Also measured, not landed: a split decode that finds no split (``TurnBuilder.split``)
+waiting as a partial does before decoding again (calls 71: one turn had 31 tries, 882 s of
+the 1144 s of audio split decodes decoded). Calls 71 RTF 0.185 -> 0.174, other sets -0 to
+-0.003, DER within 0.002 (calls 7 -0.009), but the espeak phone call of
+tests/test_calls_baseline.py lost its split at 25 s (the retry 0.5 s later had found the
+other voice's words): 2 Turns instead of 4. Waits of 2 s at most and only when the words
+stopped 2 s before the decode's end still lost it. One-speaker calls (no split succeeds)
+run at RTF 0.16 too, so the split decodes are not what keeps calls over 0.15: Whisper
+decodes 28% of the CPU there (pause decodes at every 100 ms pause of u3-rt-pro: 10 s;
+partials: 7 s), CAM++ 37% (diarization windows 2/3, sliding windows 1/3), segmentation-3.0
+23%, VAD 4% (cProfile, calls 71). A 5 s encoder context instead of 8 s (asr.MIN_CONTEXT):
+RTF -4.5% on calls 71, as sent 0.321 -> 0.328; not taken.
+
 Session 11 (2026-12-03, the 2-core Xeon): the labels as sent. Each recording's as-sent
 confusion per 15 s slice (one optimal mapping for the whole recording; /tmp script) showed
 label swaps in mid-call, not only the first turns: calls 71 recording 03 had 0.80 of its

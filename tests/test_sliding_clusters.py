@@ -4,7 +4,8 @@ Hand-made points: two voices a and b (unit vectors 0.6 apart in cosine distance)
 diarization windows' 2 s embeddings straddle both voices in quick turn-taking, so they sit
 between the two (here: 60 % of one, 40 % of the other, and noise as large as the point);
 the 1 s sliding windows lie near one voice each. Spectral clustering of the 2 s points
-finds one speaker; of the sliding windows, two, whose means are a and b."""
+finds one speaker; of the sliding windows, two, whose means are a and b, so those are
+taken. Where the 2 s points find two speakers or more, they decide."""
 
 import numpy as np
 import pytest

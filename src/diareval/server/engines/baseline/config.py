@@ -99,13 +99,15 @@ class BaselineConfig:
     narrow_clusterer: str = "spectral"
     spectral_min_points: int = 40  # fewer: the tree cut (each graph row keeps 20 neighbours)
     spectral_max_points: int = 300  # the graph is built on at most this many (evenly spaced)
-    # What that spectral clustering clusters, once there are spectral_min_points of them:
-    # the final turns' 1 s sliding windows (relabel_window) at the revisions ("revision"),
-    # live too ("sliding"), or the diarization windows' 2 s embeddings only ("windows"). In
-    # quick turn-taking a 2 s embedding often holds both voices; the 1 s windows mostly one
-    # (calls seed 67 recording 02: spectral k 1 on the 2 s points, k 3 with 0.99 purity on
-    # the windows). "revision": revised DER calls 67 0.322 -> 0.258 (benchmarks/engine.py,
-    # session 12); "sliding" moved the labels as sent both ways (67: 0.365 -> 0.405).
+    # Where the diarization windows' 2 s embeddings give one speaker, the spectral
+    # clustering also runs on the final turns' 1 s sliding windows (relabel_window), once
+    # there are spectral_min_points of them, and takes their clusters if it finds more:
+    # at the revisions ("revision"), live too ("sliding"), or never ("windows"). In quick
+    # turn-taking a 2 s embedding often holds both voices, a 1 s window mostly one (calls
+    # seed 67 recording 02: k 1 on the 2 s points, k 3 with 0.99 purity on the windows).
+    # Where the points found two, the windows' third speaker was spurious (calls 89
+    # recording 02: revised 0.222 -> 0.392), hence one speaker only (benchmarks/engine.py,
+    # session 12).
     narrow_points: str = "revision"
     # Each final turn is also embedded in relabel_window s windows every relabel_hop s, and a
     # word whose windows are closer to another re-clustering cluster than to its grid

@@ -6,8 +6,9 @@ linkage on cosine distance, cut at ``offline_threshold``, at most ``max_speakers
 clusters; on narrow-band audio or with max_speakers given, merges down to
 ``split_floor`` are undone too where both sides are large: :func:`cut_tree`; on
 narrow-band audio with ``spectral_min_points`` embeddings or more, spectral clustering
-with the eigengap's number of speakers instead: :func:`spectral_labels`, at the revisions
-on the final turns' 1 s sliding windows when there are enough, ``narrow_points``); clusters are
+with the eigengap's number of speakers instead: :func:`spectral_labels`; at the revisions
+the final turns' 1 s sliding windows' clusters where the embeddings give one speaker
+and the windows more, ``narrow_points``); clusters are
 named after the speakers their points were shown as (the speaker of the final word
 their audio lies under, as sent: :meth:`SessionPoints.show`, :func:`name_clusters`), else
 after the online speakers they co-occur with most, so letters already shown stay where
@@ -292,9 +293,11 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     windows added since it last was are read); None: collected afresh. ``sliding``: the
     final turns' sliding-window embeddings (``SlidingEmbeddings.matrix``); with "narrow",
     ``config.narrow_points`` other than "windows" and ``spectral_min_points`` of them, the
-    spectral clustering runs on them instead, the clusters' centroids are their means, and
-    each embedding of ``points`` joins the closest (for the naming below). The caller
-    passes them where ``narrow_points`` says (the revisions, or live too)."""
+    spectral clustering runs on them too where the embeddings of ``points`` gave one
+    cluster, and if it finds more, its clusters are taken: their centroids are the
+    windows' means, and each embedding of ``points`` joins the closest (for the naming
+    below). The caller passes them where ``narrow_points`` says (the revisions, or live
+    too)."""
     from scipy.cluster.hierarchy import linkage
 
     from diareval.server.engines.baseline.clustering import cosine_distances
