@@ -103,3 +103,48 @@ def test_where_the_2s_points_find_as_many_speakers_they_decide(session):
                                          clusterer="narrow")
     assert len(without[1]) == 2
     assert np.allclose(with_sliding[0], without[0]) and with_sliding[1] == without[1]
+
+
+def _close_voices(seed, n=(70, 63), spread=0.12, apart=0.45, dim=32):
+    """Two voices ``apart`` radians from each other, each point its voice's direction plus
+    Gaussian noise of ``spread`` per dimension: close, as 1 s windows of two voices through
+    the telephone channel are (unit vectors, and which voice each is)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    points, voice = [], []
+    for i, count in enumerate(n):
+        centre = basis[0] if i == 0 else np.cos(apart) * basis[0] + np.sin(apart) * basis[1]
+        x = centre + spread * rng.standard_normal((count, dim))
+        points.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+        voice += [i] * count
+    return np.vstack(points), np.array(voice)
+
+
+def test_the_sliding_windows_graph_keeps_fewer_neighbours_than_the_points(session, monkeypatch):
+    """1 s windows 0.5 s apart share half their audio (consecutive 2 s points of the
+    diarization windows most of theirs), so their graph keeps SLIDING_MIN_NEIGHBOURS (10)
+    neighbours per row, not the points' 20: on close voices (133 windows) it finds both
+    voices on more sets, each time with one voice per cluster, and offline_clusters builds
+    the windows' graph with it."""
+    found = {10: 0, 20: 0}
+    for seed in range(10):
+        windows, voice = _close_voices(seed)
+        for neighbours in found:
+            labels = recluster.spectral_labels(windows, 10, min_neighbours=neighbours)
+            if len(set(labels)) == 2:
+                found[neighbours] += 1
+                agree = np.mean((labels == labels[0]) == (voice == voice[0]))
+                assert agree >= 0.9, (seed, neighbours, agree)
+    assert found[10] > found[20] >= 1
+    calls = []
+    spectral = recluster.spectral_labels
+
+    def recorded(points, cap, *args, **kwargs):
+        calls.append((len(points), kwargs.get("min_neighbours", 20)))
+        return spectral(points, cap, *args, **kwargs)
+
+    monkeypatch.setattr(recluster, "spectral_labels", recorded)
+    a, b, points, sliding = session
+    recluster.offline_clusters([], _config("revision"), 10, points=points, clusterer="narrow",
+                               sliding=sliding)
+    assert calls == [(points.n, 20), (len(sliding), recluster.SLIDING_MIN_NEIGHBOURS)]

@@ -107,7 +107,8 @@ class BaselineConfig:
     # seed 67 recording 02: k 1 on the 2 s points, k 3 with 0.99 purity on the windows).
     # Where the points found two, the windows' third speaker was spurious (calls 89
     # recording 02: revised 0.222 -> 0.392), hence one speaker only (benchmarks/engine.py,
-    # session 12).
+    # session 12). Where the voice is one, the windows can split it too (one-speaker calls
+    # seed 97 recording 01: revised 0.179 with "windows", 0.271 with "revision"; session 13).
     narrow_points: str = "revision"
     # Each final turn is also embedded in relabel_window s windows every relabel_hop s, and a
     # word whose windows are closer to another re-clustering cluster than to its grid

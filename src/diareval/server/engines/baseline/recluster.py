@@ -35,6 +35,12 @@ from scipy.optimize import linear_sum_assignment
 from diareval.server.engines.baseline.config import (MAX_GLOBAL, MAX_OFFLINE_POINTS,
                                                      BaselineConfig)
 
+# The spectral graph of the final turns' 1 s sliding windows keeps at least this many
+# neighbours per row (the 2 s points keep 20): windows 0.5 s apart share half their audio,
+# where consecutive 2 s embeddings of a 5 s diarization window every 0.5 s share most of
+# theirs, so a window has fewer near-copies of itself to be connected by (10: chosen on
+# calls seed 67 recording 02, whose voices the windows' graph finds with it and not with 20).
+SLIDING_MIN_NEIGHBOURS = 10
 # how offline_clusters clusters (Diarizer.clusterer says which a session uses)
 CLUSTERERS = ("tree", "split", "narrow")
 from diareval.server.engines.baseline.diarizer import Window
@@ -118,13 +124,17 @@ def spectral_labels(points: np.ndarray, cap: int, max_points: int = 300,
     SPL 2019): for each pruning share p, the cosine-similarity graph keeps each row's
     p * n most similar points (binarised, symmetrised); k is the largest gap among the
     unnormalised Laplacian's smallest eigenvalues (at most ``cap``), and the p whose gap,
-    over the largest eigenvalue, is widest for its p is taken. The rows of the k smallest
+    over the largest eigenvalue, is widest for the share of neighbours its graph keeps is
+    taken (the kept share, not p: under ``min_neighbours`` / p points several p keep the
+    same graph, and weighing it by the smallest p made that p win and split one voice
+    into several; benchmarks/engine.py, session 13). The rows of the k smallest
     eigenvectors then go through k-means (k-means++ with a fixed seed: deterministic).
     Early in a session the points are few, and a window's embeddings are each other's
     nearest neighbours (the windows overlap): each row keeps at least ``min_neighbours``
     neighbours (a sparser graph falls apart into as many pieces as it has, and k with
-    it), k is at most one per ``min_points`` points, and a cluster k-means leaves under
-    ``min_points`` joins the closest other one.
+    it; the final turns' 1 s sliding windows keep ``SLIDING_MIN_NEIGHBOURS``), k is at
+    most one per ``min_points`` points, and a cluster k-means leaves under ``min_points``
+    joins the closest other one.
 
     No threshold on distances: what sets k is how the points group, so it does not move
     when a narrow-band channel shrinks every CAM++ distance (issue 16: a two-speaker call
@@ -147,9 +157,12 @@ def spectral_labels(points: np.ndarray, cap: int, max_points: int = 300,
     top = min(cap, m // max(min_points, 1), m - 1)
     if top < 2:
         return np.ones(n, dtype=int)
-    best = None
+    best, tried = None, set()
     for p in p_values:
         neighbours = min(m - 1, max(min_neighbours, int(round(p * m))))
+        if neighbours in tried:  # the same graph as a smaller p's: the same ratio
+            continue
+        tried.add(neighbours)
         affinity = np.zeros((m, m))
         affinity[np.arange(m)[:, None], order[:, :neighbours]] = 1.0
         affinity = 0.5 * (affinity + affinity.T)
@@ -163,7 +176,9 @@ def spectral_labels(points: np.ndarray, cap: int, max_points: int = 300,
         values, vectors = values[:top + 1], vectors[:, :top + 1]
         gaps = np.diff(values)
         k = int(np.argmax(gaps)) + 1
-        ratio = p / (gaps[k - 1] / max(largest, 1e-10) + 1e-10)
+        # the share of neighbours the graph keeps, not p: below min_neighbours / p points
+        # every p keeps min_neighbours, and the nominal p would favour the smallest
+        ratio = (neighbours / m) / (gaps[k - 1] / max(largest, 1e-10) + 1e-10)
         if best is None or ratio < best[0]:
             best = (ratio, k, vectors)
     _, k, vectors = best
@@ -328,7 +343,8 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
         # one speaker on the 2 s points: the 1 s windows' clusters if they find more
         vectors = sliding.astype(np.float64)
         found = spectral_labels(vectors, cap, config.spectral_max_points,
-                                min_points=config.split_min_points)
+                                min_points=config.split_min_points,
+                                min_neighbours=SLIDING_MIN_NEIGHBOURS)
         if len(set(found)) > 1:
             means = np.stack([vectors[found == c].mean(axis=0) for c in sorted(set(found))])
             means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
