@@ -79,6 +79,8 @@ calls 67 0.267 -> 0.322). The last one is a real trade: on one-speaker calls 97 
 the windows give two clusters of one voice (centroids 0.877 apart in cosine similarity,
 0.80 within), on calls 67 recording 02 three of two voices (0.83-0.875, 0.80-0.83), so no
 statistic of the clusters tells them apart; kept as main had it, and said here.
+One run at a time on this machine (nothing else running): AMI excerpts 0.287 / 0.298 revised /
+as sent, RTF 0.156 (0.112-0.116 on the Xeon); calls seed 71 RTF 0.245 (0.186 there).
 
 Session 12 (2026-12-03, the 2-core Xeon): close voices at the revision. Where quick
 turn-taking keeps two voices in one 2 s embedding, the session's 2 s points do not form
