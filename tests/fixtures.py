@@ -5,6 +5,8 @@ bytes matter. Every RTTM and UEM file is written by ``format_rttm`` / ``format_u
 - :func:`make_dataset`: short recordings of alternating noise bursts (stream/run/fault tests).
 - :func:`write_synthetic_dataset`: random conversations of tones in noise, with overlaps
   (server, oracle and client tests).
+- :func:`voice_points`: unit embedding-like vectors around one direction per voice
+  (clustering tests).
 - :func:`write_rttm`, :func:`write_uem`: reference files from ``(start, end, speaker)`` /
   ``(start, end)`` tuples per URI.
 """
@@ -128,3 +130,18 @@ def write_synthetic_dataset(folder: str | Path, n_recordings: int = 2, duration:
         sf.write(folder / f"{uri}.wav", audio, SR, subtype="PCM_16")
         write_rttm(folder / f"{uri}.rttm", {uri: segments})
     return folder
+
+
+def voice_points(sizes, spread: float, separation: float, dim: int = 32, seed: int = 0):
+    """Unit vectors around one centre per voice: centre i is ``separation`` radians from
+    centre 0 (in its own plane), each point the centre plus Gaussian noise of ``spread``
+    per dimension; returns (points, voice of each point)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    points, voice = [], []
+    for i, n in enumerate(sizes):
+        centre = basis[0] if i == 0 else np.cos(separation) * basis[0] + np.sin(separation) * basis[i]
+        x = centre + spread * rng.standard_normal((n, dim))
+        points.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+        voice += [i] * n
+    return np.vstack(points), np.array(voice)

@@ -10,6 +10,7 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from conftest import shared_data
+from fixtures import voice_points
 from diareval.server.engines.baseline.bandwidth import BandwidthMeter
 from diareval.server.engines.baseline.config import BaselineConfig
 from diareval.server.engines.baseline.labelling import speaker_change
@@ -80,21 +81,6 @@ def test_cut_tree_floor_splits_two_large_sides(two_voices_and_an_outlier):
 
 
 
-def _voices(sizes, spread: float, separation: float, dim: int = 32, seed: int = 0):
-    """Unit vectors around one centre per voice: centre i is ``separation`` radians from
-    centre 0 (in its own plane), each point the centre plus Gaussian noise of ``spread``
-    per dimension; returns (points, voice of each point)."""
-    rng = np.random.default_rng(seed)
-    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
-    points, voice = [], []
-    for i, n in enumerate(sizes):
-        centre = basis[0] if i == 0 else np.cos(separation) * basis[0] + np.sin(separation) * basis[i]
-        x = centre + spread * rng.standard_normal((n, dim))
-        points.append(x / np.linalg.norm(x, axis=1, keepdims=True))
-        voice += [i] * n
-    return np.vstack(points), np.array(voice)
-
-
 def _mean_distance(points, a, b):
     return float((1 - points[a] @ points[b].T).mean())
 
@@ -104,7 +90,7 @@ def test_spectral_labels_two_disconnected_groups():
     row's 20 nearest neighbours lie in its own group, so the graph has two components:
     the Laplacian's two smallest eigenvalues are 0, the third is not, the largest gap is
     after the second: k = 2, one cluster per group."""
-    points, voice = _voices([25, 25], spread=0.01, separation=np.pi / 2)
+    points, voice = voice_points([25, 25], spread=0.01, separation=np.pi / 2)
     labels = spectral_labels(points, cap=10)
     assert _partition(labels) == _partition(voice)
 
@@ -115,7 +101,7 @@ def test_spectral_labels_separates_close_voices_the_tree_merges():
     to 0.30): the average-linkage tree merges them even at the 0.38 floor; the spectral
     clustering finds two speakers. One voice alone stays one speaker; three voices are
     three; the cap holds; and the result is the same every time."""
-    points, voice = _voices([110, 90], spread=0.1, separation=0.5)
+    points, voice = voice_points([110, 90], spread=0.1, separation=0.5)
     a, b = voice == 0, voice == 1
     assert 0.20 < _mean_distance(points, a, a) < 0.30
     assert 0.30 < _mean_distance(points, a, b) < 0.38
@@ -127,12 +113,13 @@ def test_spectral_labels_separates_close_voices_the_tree_merges():
     assert agree >= 0.95
     assert np.array_equal(spectral_labels(points, cap=10), labels)
     assert len(set(spectral_labels(points[a], cap=10))) == 1
-    three, voice3 = _voices([80, 70, 60], spread=0.1, separation=0.6, seed=1)
+    three, voice3 = voice_points([80, 70, 60], spread=0.1, separation=0.6, seed=1)
     labels3 = spectral_labels(three, cap=10)
     assert len(set(labels3)) == 3
     assert len(set(spectral_labels(three, cap=2))) <= 2
     # under two clusters' worth of points (min_points each): one cluster
     assert len(set(spectral_labels(points[:15], cap=10))) == 1
+
 
 def _one_voice_of_parts(n: int, parts: int, apart: float, spread: float, rng, dim: int = 32):
     """One voice whose points gather around ``parts`` centres ``apart`` radians from its
@@ -173,7 +160,7 @@ def test_offline_clusters_clusters_as_the_session_says():
     from diareval.server.engines.baseline.diarizer import Diarizer
 
     config = BaselineConfig()
-    points, voice = _voices([110, 90], spread=0.1, separation=0.5)
+    points, voice = voice_points([110, 90], spread=0.1, separation=0.5)
     assert len(points) >= config.spectral_min_points
     store = SessionPoints(config.rho_update)
     for point in points:
@@ -321,8 +308,6 @@ def test_a_generated_call_gets_several_turns_and_two_labels(factory):
     turns = _final_turns(factory, call, max_speakers=2)
     assert len(turns) >= 3
     assert _labels(turns) == {"A", "B"}
-
-
 
 @pytest.mark.baseline
 def test_a_real_voice_phone_call_gets_two_labels_without_a_hint(factory):

@@ -9,6 +9,7 @@ taken. Where the 2 s points find two speakers or more, they decide."""
 
 import numpy as np
 import pytest
+from fixtures import voice_points
 
 from diareval.server.engines.baseline import recluster
 from diareval.server.engines.baseline.config import BaselineConfig
@@ -105,21 +106,6 @@ def test_where_the_2s_points_find_as_many_speakers_they_decide(session):
     assert np.allclose(with_sliding[0], without[0]) and with_sliding[1] == without[1]
 
 
-def _close_voices(seed, n=(70, 63), spread=0.12, apart=0.45, dim=32):
-    """Two voices ``apart`` radians from each other, each point its voice's direction plus
-    Gaussian noise of ``spread`` per dimension: close, as 1 s windows of two voices through
-    the telephone channel are (unit vectors, and which voice each is)."""
-    rng = np.random.default_rng(seed)
-    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
-    points, voice = [], []
-    for i, count in enumerate(n):
-        centre = basis[0] if i == 0 else np.cos(apart) * basis[0] + np.sin(apart) * basis[1]
-        x = centre + spread * rng.standard_normal((count, dim))
-        points.append(x / np.linalg.norm(x, axis=1, keepdims=True))
-        voice += [i] * count
-    return np.vstack(points), np.array(voice)
-
-
 def test_the_sliding_windows_graph_keeps_fewer_neighbours_than_the_points(session, monkeypatch):
     """1 s windows 0.5 s apart share half their audio (consecutive 2 s points of the
     diarization windows most of theirs), so their graph keeps SLIDING_MIN_NEIGHBOURS (10)
@@ -128,7 +114,8 @@ def test_the_sliding_windows_graph_keeps_fewer_neighbours_than_the_points(sessio
     the windows' graph with it."""
     found = {10: 0, 20: 0}
     for seed in range(10):
-        windows, voice = _close_voices(seed)
+        # close, as 1 s windows of two voices through the telephone channel are
+        windows, voice = voice_points([70, 63], spread=0.12, separation=0.45, seed=seed)
         for neighbours in found:
             labels = recluster.spectral_labels(windows, 10, min_neighbours=neighbours)
             if len(set(labels)) == 2:
