@@ -177,6 +177,30 @@ def test_offline_clusters_clusters_as_the_session_says():
     assert hinted.clusterer == "narrow"
 
 
+def test_the_first_points_of_a_phone_line_split_lower_than_elsewhere():
+    """Under spectral_min_points (the first seconds of a session) "narrow" is the tree cut
+    with narrow_split_floor / narrow_split_min_points (0.34, 8), "split" with split_floor /
+    split_min_points (0.38, 10). Two voices of 9 points each: merged at 0.36 (under 0.38,
+    over 0.34) and at 0.42 (sides under 10 points): "split" keeps one speaker both times,
+    "narrow" finds the two voices; with narrow_split_floor 0 it is "split" again."""
+    config = BaselineConfig()
+    for separation, height in ((0.7, 0.363), (0.8, 0.417)):
+        points, voice = voice_points([9, 9], spread=0.08, separation=separation, seed=1)
+        assert linkage(points, method="average", metric="cosine")[-1, 2] == pytest.approx(height, abs=0.001)
+        assert len(points) < config.spectral_min_points
+        store = SessionPoints(config.rho_update)
+        for point in points:
+            store._append(point.astype(np.float32), 0)
+        centroids, names = offline_clusters([], config, 10, points=store, clusterer="narrow")
+        assert len(names) == 2
+        nearest = np.argmax(points @ centroids.T, axis=1)
+        assert len(set(nearest[voice == 0])) == 1 and len(set(nearest[voice == 1])) == 1
+        assert nearest[0] != nearest[-1]
+        assert len(offline_clusters([], config, 10, points=store, clusterer="split")[1]) == 1
+        plain = BaselineConfig(narrow_split_floor=0.0)
+        assert len(offline_clusters([], plain, 10, points=store, clusterer="narrow")[1]) == 1
+
+
 # ---------------------------------------------------------------- narrow-band audio
 
 

@@ -302,8 +302,10 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     build the tree, so its cost is capped. ``clusterer`` (:attr:`Diarizer.clusterer`):
     "tree" cuts the average-linkage tree at ``config.offline_threshold``; "split"
     (max_speakers given) also undoes merges down to ``config.split_floor`` where both sides
-    are large (:func:`cut_tree`); "narrow" (narrow-band audio) is "split" until ``config.spectral_min_points`` embeddings, then
-    :func:`spectral_labels` (with ``config.narrow_clusterer`` "spectral").
+    are large (:func:`cut_tree`); "narrow" (narrow-band audio) is "split" with
+    ``config.narrow_split_floor`` and ``config.narrow_split_min_points`` until
+    ``config.spectral_min_points`` embeddings, then :func:`spectral_labels` (with
+    ``config.narrow_clusterer`` "spectral").
     ``points``: the session's :class:`SessionPoints`, brought up to date here (only the
     windows added since it last was are read); None: collected afresh. ``sliding``: the
     final turns' sliding-window embeddings (``SlidingEmbeddings.matrix``); with "narrow",
@@ -334,8 +336,12 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
     else:
         tree = linkage(points_, method="average", metric="cosine")
         floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
-        labels = cut_tree(tree, points_, config.offline_threshold, cap, floor,
-                          config.split_min_points)
+        min_points = config.split_min_points
+        if clusterer == "narrow" and config.narrow_split_floor > 0:
+            # narrow-band audio before the spectral clustering takes over: the session's
+            # first seconds, where two voices on one line were one cluster for 15 s
+            floor, min_points = config.narrow_split_floor, config.narrow_split_min_points
+        labels = cut_tree(tree, points_, config.offline_threshold, cap, floor, min_points)
     means = None
     if (clusterer == "narrow" and config.narrow_clusterer == "spectral"
             and config.narrow_points != "windows" and sliding is not None
