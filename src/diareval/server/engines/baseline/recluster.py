@@ -335,12 +335,13 @@ def offline_clusters(windows: Sequence[Window], config: BaselineConfig, max_spea
                                  min_points=config.split_min_points)
     else:
         tree = linkage(points_, method="average", metric="cosine")
-        floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
-        min_points = config.split_min_points
         if clusterer == "narrow" and config.narrow_split_floor > 0:
             # narrow-band audio before the spectral clustering takes over: the session's
             # first seconds, where two voices on one line were one cluster for 15 s
             floor, min_points = config.narrow_split_floor, config.narrow_split_min_points
+        else:
+            floor = config.split_floor if clusterer != "tree" and config.split_floor > 0 else None
+            min_points = config.split_min_points
         labels = cut_tree(tree, points_, config.offline_threshold, cap, floor, min_points)
     means = None
     if (clusterer == "narrow" and config.narrow_clusterer == "spectral"
